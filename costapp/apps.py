@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CostappConfig(AppConfig):
+    name = "costapp"
+    default_auto_field = "django.db.models.BigAutoField"
