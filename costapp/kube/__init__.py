@@ -5,3 +5,28 @@ into the records of ``records``, ``quantity`` parses resource quantities, and
 ``fake_apiserver`` is a local HTTP stand-in for tests and the benchmark.
 """
 
+from costapp.kube.client import KubeAuthError, KubeError, KubeUnavailable, take_sample
+from costapp.kube.quantity import QuantityError, parse_quantity
+from costapp.kube.records import (
+    NamespaceSnapshot,
+    NodeSnapshot,
+    PodSnapshot,
+    Sample,
+    Skipped,
+    Usage,
+)
+
+__all__ = [
+    "KubeAuthError",
+    "KubeError",
+    "KubeUnavailable",
+    "NamespaceSnapshot",
+    "NodeSnapshot",
+    "PodSnapshot",
+    "QuantityError",
+    "Sample",
+    "Skipped",
+    "Usage",
+    "parse_quantity",
+    "take_sample",
+]
