@@ -34,6 +34,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import urllib3
@@ -42,7 +43,14 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from costapp.kube import parse
-from costapp.kube.records import NamespaceSnapshot, NodeSnapshot, PodSnapshot, Sample, Skipped, Usage
+from costapp.kube.records import (
+    NamespaceSnapshot,
+    NodeSnapshot,
+    PodSnapshot,
+    Sample,
+    Skipped,
+    Usage,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -107,7 +115,9 @@ def api_client_from_kubeconfig(path: str, context: str | None = None) -> k8s.Api
     return _no_urllib3_retries(configuration)
 
 
-def api_client_from_kubeconfig_dict(data: dict[str, Any], context: str | None = None) -> k8s.ApiClient:
+def api_client_from_kubeconfig_dict(
+    data: dict[str, Any], context: str | None = None
+) -> k8s.ApiClient:
     """An ApiClient from a kubeconfig already loaded as a dict (e.g. decrypted from the DB)."""
     configuration = k8s.Configuration()
     k8s_config.load_kube_config_from_dict(
@@ -204,7 +214,9 @@ class _Reader:
                 error = f"{type(exc).__name__}: {exc}"
             if attempt + 1 < self.tries:
                 self.sleep(delay)
-        raise KubeUnavailable(ERR_UNAVAILABLE.format(resource=resource, tries=self.tries, error=error))
+        raise KubeUnavailable(
+            ERR_UNAVAILABLE.format(resource=resource, tries=self.tries, error=error)
+        )
 
     def list_all(
         self,
@@ -280,12 +292,14 @@ class _Reader:
         raise KubeUnavailable(ERR_EXPIRED.format(resource=resource, times=self.max_restarts + 1))
 
 
-def _convert(kind: str, items: list[Any], fn: Callable[[Any], Any], skipped: list[Skipped]) -> list[Any]:
+def _convert(
+    kind: str, items: list[Any], fn: Callable[[Any], Any], skipped: list[Skipped]
+) -> list[Any]:
     out = []
     for item in items:
         meta = item.metadata
         name = f"{meta.namespace}/{meta.name}" if getattr(meta, "namespace", "") else meta.name
-        record = parse.guarded(kind, name, lambda item=item: fn(item), skipped)
+        record = parse.guarded(kind, name, partial(fn, item), skipped)
         if record is not None:
             out.append(record)
     return out
@@ -363,7 +377,7 @@ def take_sample(
                 record = parse.guarded(
                     "Pod",
                     f"{meta.namespace}/{meta.name}",
-                    lambda item=item: parse.pod_snapshot(item, owners),
+                    partial(parse.pod_snapshot, item, owners),
                     pod_skipped,
                 )
                 if record is not None:

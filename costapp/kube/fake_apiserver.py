@@ -174,8 +174,10 @@ def load_testdata(name: str) -> FakeCluster:
         "honeycomb": {
             "nodes": "honeycomb_agent_testdata/nodes.json",
             "pods": "honeycomb_agent_testdata/pods.json",
-            "pods.metrics.k8s.io": "honeycomb_agent_testdata/derived_PodMetricsList_from_stats_summary.json",
-            "nodes.metrics.k8s.io": "honeycomb_agent_testdata/derived_NodeMetricsList_from_stats_summary.json",
+            "pods.metrics.k8s.io": "honeycomb_agent_testdata/"
+            "derived_PodMetricsList_from_stats_summary.json",
+            "nodes.metrics.k8s.io": "honeycomb_agent_testdata/"
+            "derived_NodeMetricsList_from_stats_summary.json",
         },
         "gke": {
             "nodes": "libcloud_gke_fixtures/api_v1_nodes.json",
@@ -212,7 +214,7 @@ def _namespace(name: str, labels: dict[str, str]) -> dict[str, Any]:
 
 
 def _uid(rng: random.Random) -> str:
-    h = "%032x" % rng.getrandbits(128)
+    h = f"{rng.getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -276,12 +278,20 @@ class FakeApiServer:
             forced = f.fail_requests.get(number)
         spec = PATHS.get(path)
         if spec is None:
-            return 404, _status(404, "NotFound", "the server could not find the requested resource"), delay
+            return (
+                404,
+                _status(404, "NotFound", "the server could not find the requested resource"),
+                delay,
+            )
         resource, group, list_kind, api_version = spec
         if f.unauthorized:
             return 401, _status(401, "Unauthorized", "Unauthorized"), delay
         if group == "metrics.k8s.io" and f.no_metrics:
-            return 404, _status(404, "NotFound", "the server could not find the requested resource"), delay
+            return (
+                404,
+                _status(404, "NotFound", "the server could not find the requested resource"),
+                delay,
+            )
         short = resource.split(".")[0]
         if resource in f.forbid or short in f.forbid:
             message = (
@@ -311,7 +321,9 @@ class FakeApiServer:
         if token:
             if rv:
                 return 400, _status(
-                    400, "BadRequest", "specifying resource version is not allowed when using continue"
+                    400,
+                    "BadRequest",
+                    "specifying resource version is not allowed when using continue",
                 )
             with self._lock:
                 expire = self.faults.expire_continue > 0
@@ -336,8 +348,13 @@ class FakeApiServer:
             meta["continue"] = base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
             meta["remainingItemCount"] = len(index) - end
         head = (
-            b'{"kind":"' + list_kind.encode() + b'","apiVersion":"' + api_version.encode()
-            + b'","metadata":' + json.dumps(meta).encode() + b',"items":['
+            b'{"kind":"'
+            + list_kind.encode()
+            + b'","apiVersion":"'
+            + api_version.encode()
+            + b'","metadata":'
+            + json.dumps(meta).encode()
+            + b',"items":['
         )
         body = b",".join(items[i] for i in index[start:end])
         return 200, head + body + b"]}"
@@ -362,13 +379,19 @@ class FakeApiServer:
                 negate = "!=" in term
                 fld, _, value = term.partition("!=" if negate else "=")
                 value = value.lstrip("=")
-                pos = {"spec.nodeName": 0, "status.phase": 1, "metadata.namespace": 2, "metadata.name": 3}.get(fld)
+                pos = {
+                    "spec.nodeName": 0,
+                    "status.phase": 1,
+                    "metadata.namespace": 2,
+                    "metadata.name": 3,
+                }.get(fld)
                 if pos is None:
                     raise ValueError(f'field label not supported: "{fld}"')
                 tests.append((pos, value, negate))
             fields = self.cluster.pod_fields
             index = [
-                i for i in range(n)
+                i
+                for i in range(n)
                 if all((fields[i][p] != v) if neg else (fields[i][p] == v) for p, v, neg in tests)
             ]
         self._selector_cache[key] = index
@@ -392,9 +415,15 @@ def _status(code: int, reason: str, message: str, details: dict[str, Any] | None
 
 def _forced_status(code: int, resource: str) -> bytes:
     reasons = {
-        429: ("TooManyRequests", "the server has received too many requests and has asked us to try again later"),
+        429: (
+            "TooManyRequests",
+            "the server has received too many requests and has asked us to try again later",
+        ),
         500: ("InternalError", "Internal error occurred: injected failure"),
-        503: ("ServiceUnavailable", f"the server is currently unable to handle the request (get {resource})"),
+        503: (
+            "ServiceUnavailable",
+            f"the server is currently unable to handle the request (get {resource})",
+        ),
         504: ("Timeout", "the server was unable to return a response in the time allotted"),
     }
     reason, message = reasons.get(code, ("InternalError", f"injected HTTP {code}"))
@@ -408,7 +437,9 @@ def _handler_for(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             parts = urlsplit(self.path)
-            status, body, delay = server.handle(parts.path, parse_qs(parts.query, keep_blank_values=True))
+            status, body, delay = server.handle(
+                parts.path, parse_qs(parts.query, keep_blank_values=True)
+            )
             if delay:
                 time.sleep(delay)
             try:
@@ -493,7 +524,7 @@ def _node(i: int, rng: random.Random) -> dict[str, Any]:
     alloc["ephemeral-storage"] = "95551679124"
     if gpus:
         resources["nvidia.com/gpu"] = alloc["nvidia.com/gpu"] = str(gpus)
-    instance = "i-%017x" % rng.getrandbits(68)
+    instance = f"i-{rng.getrandbits(68):017x}"
     conditions = [
         {
             "type": t,
@@ -504,9 +535,19 @@ def _node(i: int, rng: random.Random) -> dict[str, Any]:
             "message": m,
         }
         for t, s, r, m in [
-            ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            (
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            ),
             ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            (
+                "PIDPressure",
+                "False",
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+            ),
             ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
         ]
     ]
@@ -551,7 +592,7 @@ def _node(i: int, rng: random.Random) -> dict[str, Any]:
             ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
-                "machineID": "%032x" % rng.getrandbits(128),
+                "machineID": f"{rng.getrandbits(128):032x}",
                 "systemUUID": _uid(rng),
                 "bootID": _uid(rng),
                 "kernelVersion": "6.1.128-136.201.amzn2023.x86_64",
@@ -567,6 +608,7 @@ def _node(i: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
+_REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 _SENTINELS = ("@@NAME@@", "@@UID@@", "@@NODE@@", "@@IP@@")
 
 
@@ -593,26 +635,42 @@ def _pod_template(
         specs.append(
             {
                 "name": cname,
-                "image": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{owner_name}/{cname}:v2.{rng.randrange(50)}",
+                "image": f"{_REGISTRY}/{owner_name}/{cname}:v2.{rng.randrange(50)}",
                 "ports": [{"name": "http", "containerPort": 8080 + c, "protocol": "TCP"}],
                 "env": [
                     {"name": f"ENV_{k}", "value": f"value-{rng.getrandbits(40):x}"}
                     for k in range(rng.randrange(8, 20))
                 ]
-                + [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}}],
+                + [
+                    {
+                        "name": "POD_NAME",
+                        "valueFrom": {
+                            "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}
+                        },
+                    }
+                ],
                 "resources": resources,
                 "volumeMounts": [
-                    {"name": "kube-api-access", "readOnly": True, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}
+                    {
+                        "name": "kube-api-access",
+                        "readOnly": True,
+                        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                    }
                 ],
                 "livenessProbe": {
                     "httpGet": {"path": "/healthz", "port": 8080 + c, "scheme": "HTTP"},
-                    "initialDelaySeconds": 10, "timeoutSeconds": 1, "periodSeconds": 10,
-                    "successThreshold": 1, "failureThreshold": 3,
+                    "initialDelaySeconds": 10,
+                    "timeoutSeconds": 1,
+                    "periodSeconds": 10,
+                    "successThreshold": 1,
+                    "failureThreshold": 3,
                 },
                 "readinessProbe": {
                     "httpGet": {"path": "/ready", "port": 8080 + c, "scheme": "HTTP"},
-                    "timeoutSeconds": 1, "periodSeconds": 10,
-                    "successThreshold": 1, "failureThreshold": 3,
+                    "timeoutSeconds": 1,
+                    "periodSeconds": 10,
+                    "successThreshold": 1,
+                    "failureThreshold": 3,
                 },
                 "terminationMessagePath": "/dev/termination-log",
                 "terminationMessagePolicy": "File",
@@ -648,8 +706,25 @@ def _pod_template(
             "projected": {
                 "sources": [
                     {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+                    {
+                        "configMap": {
+                            "name": "kube-root-ca.crt",
+                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                        }
+                    },
+                    {
+                        "downwardAPI": {
+                            "items": [
+                                {
+                                    "path": "namespace",
+                                    "fieldRef": {
+                                        "apiVersion": "v1",
+                                        "fieldPath": "metadata.namespace",
+                                    },
+                                }
+                            ]
+                        }
+                    },
                 ],
                 "defaultMode": 420,
             },
@@ -666,7 +741,12 @@ def _pod_template(
             "fieldsType": "FieldsV1",
             "fieldsV1": {
                 "f:metadata": {"f:labels": {".": {}, **{f"f:{k}": {} for k in labels}}},
-                "f:spec": {"f:containers": {f'k:{{"name":"{s["name"]}"}}': {".": {}, "f:image": {}, "f:resources": {}} for s in specs}},
+                "f:spec": {
+                    "f:containers": {
+                        f'k:{{"name":"{s["name"]}"}}': {".": {}, "f:image": {}, "f:resources": {}}
+                        for s in specs
+                    }
+                },
             },
         },
         {
@@ -675,7 +755,16 @@ def _pod_template(
             "apiVersion": "v1",
             "time": "2025-06-01T08:49:29Z",
             "fieldsType": "FieldsV1",
-            "fieldsV1": {"f:status": {"f:conditions": {}, "f:containerStatuses": {}, "f:hostIP": {}, "f:phase": {}, "f:podIP": {}, "f:startTime": {}}},
+            "fieldsV1": {
+                "f:status": {
+                    "f:conditions": {},
+                    "f:containerStatuses": {},
+                    "f:hostIP": {},
+                    "f:phase": {},
+                    "f:podIP": {},
+                    "f:startTime": {},
+                }
+            },
             "subresource": "status",
         },
     ]
@@ -694,7 +783,14 @@ def _pod_template(
                 "prometheus.io/port": "8080",
             },
             "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": owner_kind, "name": owner_name, "uid": _uid(rng), "controller": True, "blockOwnerDeletion": True}
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": owner_kind,
+                    "name": owner_name,
+                    "uid": _uid(rng),
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
             ]
             if owner_kind
             else [],
@@ -713,8 +809,18 @@ def _pod_template(
             "securityContext": {},
             "schedulerName": "default-scheduler",
             "tolerations": [
-                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
             ],
             "priority": 0,
             "enableServiceLinks": True,
@@ -723,8 +829,19 @@ def _pod_template(
         "status": {
             "phase": "Running",
             "conditions": [
-                {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": "2025-06-01T08:47:49Z"}
-                for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
+                {
+                    "type": t,
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": "2025-06-01T08:47:49Z",
+                }
+                for t in (
+                    "PodReadyToStartContainers",
+                    "Initialized",
+                    "Ready",
+                    "ContainersReady",
+                    "PodScheduled",
+                )
             ],
             "hostIP": _SENTINELS[3],
             "hostIPs": [{"ip": _SENTINELS[3]}],
@@ -736,7 +853,7 @@ def _pod_template(
         },
     }
     if not init:
-        del pod["spec"]["initContainers"]
+        del pod["spec"]["initContainers"]  # type: ignore[attr-defined]
     text = json.dumps(pod, separators=(",", ":"))
     # Alternating literal text and sentinel names: [text, "@@NAME@@", text, "@@IP@@", …, text].
     return re.split("(" + "|".join(_SENTINELS) + ")", text)
@@ -761,17 +878,25 @@ def generate_cluster(nodes: int = 5000, pods: int = 150_000, seed: int = 0) -> F
         cluster.add(
             "nodes.metrics.k8s.io",
             {
-                "metadata": {"name": node["metadata"]["name"], "creationTimestamp": "2025-06-01T12:00:00Z"},
+                "metadata": {
+                    "name": node["metadata"]["name"],
+                    "creationTimestamp": "2025-06-01T12:00:00Z",
+                },
                 "timestamp": "2025-06-01T11:59:40Z",
                 "window": "20.05s",
-                "usage": {"cpu": f"{rng.randrange(10**8, 6 * 10**9)}n", "memory": f"{rng.randrange(10**6, 3 * 10**7)}Ki"},
+                "usage": {
+                    "cpu": f"{rng.randrange(10**8, 6 * 10**9)}n",
+                    "memory": f"{rng.randrange(10**6, 3 * 10**7)}Ki",
+                },
             },
         )
     n_ns = max(1, min(300, pods // 500))
     namespaces = [f"team-{i:03d}" for i in range(n_ns)] + ["kube-system", "monitoring"]
     for ns in namespaces:
         team = ns if ns.startswith("team-") else "platform"
-        cluster.add("namespaces", _namespace(ns, {"team": team, "cost-center": f"cc-{hash(team) % 50}"}))
+        cluster.add(
+            "namespaces", _namespace(ns, {"team": team, "cost-center": f"cc-{hash(team) % 50}"})
+        )
 
     made = 0
     # DaemonSets: 3 per node in kube-system, if the budget allows.
@@ -794,15 +919,34 @@ def generate_cluster(nodes: int = 5000, pods: int = 150_000, seed: int = 0) -> F
             h = f"{rng.getrandbits(40):010x}"[:10]
             owner_kind, owner_name = "ReplicaSet", f"{name}-{h}"
             labels["pod-template-hash"] = h
-            cluster.add("replicasets", _owned("ReplicaSet", "apps/v1", ns, owner_name, "Deployment", name, rng, replicas))
-            cluster.add("replicasets", _owned("ReplicaSet", "apps/v1", ns, f"{name}-old{h[:5]}", "Deployment", name, rng, 0))
+            cluster.add(
+                "replicasets",
+                _owned("ReplicaSet", "apps/v1", ns, owner_name, "Deployment", name, rng, replicas),
+            )
+            cluster.add(
+                "replicasets",
+                _owned(
+                    "ReplicaSet", "apps/v1", ns, f"{name}-old{h[:5]}", "Deployment", name, rng, 0
+                ),
+            )
         elif kind == "CronJob":
             owner_kind, owner_name = "Job", f"{name}-{rng.randrange(29_000_000, 29_999_999)}"
-            cluster.add("jobs", _owned("Job", "batch/v1", ns, owner_name, "CronJob", name, rng, None))
-        parts = _pod_template(ns, owner_kind, owner_name, labels, rng, rng.choice([1, 1, 2, 3]), rng.random() < 0.2)
+            cluster.add(
+                "jobs", _owned("Job", "batch/v1", ns, owner_name, "CronJob", name, rng, None)
+            )
+        parts = _pod_template(
+            ns, owner_kind, owner_name, labels, rng, rng.choice([1, 1, 2, 3]), rng.random() < 0.2
+        )
         for r in range(replicas):
             suffix = str(r) if kind == "StatefulSet" else f"{rng.getrandbits(25):x}"
-            _add_pod(cluster, parts, ns, f"{owner_name}-{suffix}" if owner_kind else name, rng.choice(node_names) if node_names else "", rng)
+            _add_pod(
+                cluster,
+                parts,
+                ns,
+                f"{owner_name}-{suffix}" if owner_kind else name,
+                rng.choice(node_names) if node_names else "",
+                rng,
+            )
             made += 1
     return cluster
 
@@ -819,11 +963,21 @@ def _add_pod(
     cluster.add(
         "pods.metrics.k8s.io",
         {
-            "metadata": {"name": name, "namespace": ns, "creationTimestamp": "2025-06-01T12:00:00Z"},
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "creationTimestamp": "2025-06-01T12:00:00Z",
+            },
             "timestamp": "2025-06-01T11:59:41Z",
             "window": "18.928s",
             "containers": [
-                {"name": f"c{c}", "usage": {"cpu": f"{rng.randrange(10**5, 10**9)}n", "memory": f"{rng.randrange(1000, 4 * 10**6)}Ki"}}
+                {
+                    "name": f"c{c}",
+                    "usage": {
+                        "cpu": f"{rng.randrange(10**5, 10**9)}n",
+                        "memory": f"{rng.randrange(1000, 4 * 10**6)}Ki",
+                    },
+                }
                 for c in range(max(1, n_containers))
             ],
         },
@@ -831,7 +985,14 @@ def _add_pod(
 
 
 def _owned(
-    kind: str, api_version: str, ns: str, name: str, owner_kind: str, owner: str, rng: random.Random, replicas: int | None
+    kind: str,
+    api_version: str,
+    ns: str,
+    name: str,
+    owner_kind: str,
+    owner: str,
+    rng: random.Random,
+    replicas: int | None,
 ) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "metadata": {
@@ -842,15 +1003,31 @@ def _owned(
             "creationTimestamp": "2025-06-01T08:47:32Z",
             "labels": {"app.kubernetes.io/name": owner},
             "ownerReferences": [
-                {"apiVersion": "apps/v1" if owner_kind == "Deployment" else "batch/v1", "kind": owner_kind, "name": owner, "uid": _uid(rng), "controller": True, "blockOwnerDeletion": True}
+                {
+                    "apiVersion": "apps/v1" if owner_kind == "Deployment" else "batch/v1",
+                    "kind": owner_kind,
+                    "name": owner,
+                    "uid": _uid(rng),
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
             ],
         },
-        "spec": {"template": {"metadata": {"labels": {"app.kubernetes.io/name": owner}}, "spec": {"containers": [{"name": "app", "image": f"repo/{owner}:v1"}]}}},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": owner}},
+                "spec": {"containers": [{"name": "app", "image": f"repo/{owner}:v1"}]},
+            }
+        },
         "status": {},
     }
     if replicas is not None:
         obj["spec"]["replicas"] = replicas
-        obj["status"] = {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas}
+        obj["status"] = {
+            "replicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+        }
     return obj
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -51,41 +51,41 @@ class _Wire(msgspec.Struct, rename="camel", frozen=True):
     pass
 
 
-class _ListMeta(_Wire):
+class _ListMeta(_Wire, frozen=True):
     resource_version: str = ""
     cont: str = msgspec.field(default="", name="continue")
     remaining_item_count: int | None = None
 
 
-class _Owner(_Wire):
+class _Owner(_Wire, frozen=True):
     kind: str
     name: str
     controller: bool = False
 
 
-class _NodeMeta(_Wire):
+class _NodeMeta(_Wire, frozen=True):
     name: str
     uid: str = ""
     labels: dict[str, str] = {}
     creation_timestamp: datetime | None = None
 
 
-class _NodeSpec(_Wire):
+class _NodeSpec(_Wire, frozen=True):
     provider_id: str = msgspec.field(default="", name="providerID")
 
 
-class _NodeStatus(_Wire):
+class _NodeStatus(_Wire, frozen=True):
     capacity: dict[str, str] = {}
     allocatable: dict[str, str] = {}
 
 
-class _Node(_Wire):
+class _Node(_Wire, frozen=True):
     metadata: _NodeMeta
     spec: _NodeSpec = _NodeSpec()
     status: _NodeStatus = _NodeStatus()
 
 
-class _PodMeta(_Wire):
+class _PodMeta(_Wire, frozen=True):
     name: str
     namespace: str
     uid: str = ""
@@ -95,7 +95,7 @@ class _PodMeta(_Wire):
     creation_timestamp: datetime | None = None
 
 
-class _Resources(_Wire):
+class _Resources(_Wire, frozen=True):
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
 
@@ -103,25 +103,25 @@ class _Resources(_Wire):
 _NO_RESOURCES = _Resources()
 
 
-class _Container(_Wire):
+class _Container(_Wire, frozen=True):
     resources: _Resources = _NO_RESOURCES
     restart_policy: str = ""
 
 
-class _EmptyDir(_Wire):
+class _EmptyDir(_Wire, frozen=True):
     medium: str = ""
 
 
-class _Present(_Wire):
+class _Present(_Wire, frozen=True):
     """A field whose presence is all we need; its content is skipped."""
 
 
-class _Volume(_Wire):
+class _Volume(_Wire, frozen=True):
     empty_dir: _EmptyDir | None = None
     host_path: _Present | None = None
 
 
-class _PodSpec(_Wire):
+class _PodSpec(_Wire, frozen=True):
     node_name: str = ""
     containers: list[_Container] = []
     init_containers: list[_Container] = []
@@ -129,70 +129,70 @@ class _PodSpec(_Wire):
     volumes: list[_Volume] = []
 
 
-class _PodStatus(_Wire):
+class _PodStatus(_Wire, frozen=True):
     phase: str = ""
 
 
-class _Pod(_Wire):
+class _Pod(_Wire, frozen=True):
     metadata: _PodMeta
     spec: _PodSpec = _PodSpec()
     status: _PodStatus = _PodStatus()
 
 
-class _NamespaceMeta(_Wire):
+class _NamespaceMeta(_Wire, frozen=True):
     name: str
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
 
 
-class _Namespace(_Wire):
+class _Namespace(_Wire, frozen=True):
     metadata: _NamespaceMeta
 
 
-class _OwnedMeta(_Wire):
+class _OwnedMeta(_Wire, frozen=True):
     name: str
     namespace: str
     owner_references: list[_Owner] = []
 
 
-class _ReplicaSetSpec(_Wire):
+class _ReplicaSetSpec(_Wire, frozen=True):
     replicas: int = 1
 
 
-class _ReplicaSet(_Wire):
+class _ReplicaSet(_Wire, frozen=True):
     metadata: _OwnedMeta
     spec: _ReplicaSetSpec = _ReplicaSetSpec()
 
 
-class _Job(_Wire):
+class _Job(_Wire, frozen=True):
     metadata: _OwnedMeta
 
 
-class _MetricsMeta(_Wire):
+class _MetricsMeta(_Wire, frozen=True):
     name: str
     namespace: str = ""
 
 
-class _ContainerMetrics(_Wire):
+class _ContainerMetrics(_Wire, frozen=True):
     usage: dict[str, str] = {}
 
 
-class _PodMetrics(_Wire):
+class _PodMetrics(_Wire, frozen=True):
     metadata: _MetricsMeta
     containers: list[_ContainerMetrics] = []
 
 
-class _NodeMetrics(_Wire):
+class _NodeMetrics(_Wire, frozen=True):
     metadata: _MetricsMeta
     usage: dict[str, str] = {}
 
 
-class _LooseMeta(_Wire):
+class _LooseMeta(_Wire, frozen=True):
     name: object = None
     namespace: object = None
 
 
-class _Loose(_Wire):
+class _Loose(_Wire, frozen=True):
     metadata: _LooseMeta = _LooseMeta()
 
 
@@ -224,7 +224,9 @@ _KINDS: dict[str, type] = {
     "NodeMetrics": _NodeMetrics,
 }
 _PAGE_DECODERS = {k: msgspec.json.Decoder(_List[t]) for k, t in _KINDS.items()}  # type: ignore[valid-type]
-_ITEM_DECODERS = {k: msgspec.json.Decoder(t) for k, t in _KINDS.items()}
+_ITEM_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    k: msgspec.json.Decoder(t) for k, t in _KINDS.items()
+}
 _RAW_DECODER = msgspec.json.Decoder(_List[msgspec.Raw])
 _LOOSE_DECODER = msgspec.json.Decoder(_Loose)
 

@@ -1,4 +1,4 @@
-"""Kubernetes resource quantities (``250m``, ``1.5``, ``2Gi``, ``129e6``, ``100n``, ``1E``…) → float.
+"""Kubernetes resource quantities (``250m``, ``1.5``, ``2Gi``, ``129e6``, ``100n``, ``1E``) → float.
 
 This follows k8s.io/apimachinery ``resource.ParseQuantity`` step for step, so that a string the
 API server accepts parses here to the same value, and a string it rejects is rejected here:
