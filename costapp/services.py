@@ -21,6 +21,7 @@ from django.utils import timezone
 import allocation
 from costapp.ingest import FoldStats, fold_samples
 from costapp.models import (
+    IDLE,
     UNALLOCATED,
     AllocationLine,
     AllocationPolicy,
@@ -294,35 +295,42 @@ def allocate_cluster_day(cluster_id: int, day: date) -> DayResult:
 
 def _lines_from_parts(cluster: Cluster, day: date, parts, keys) -> Iterable[AllocationLine]:
     """Turn the engine's per-line parts into stored AllocationLine rows."""
+    w = parts.workload
+    values = {k: w.keys[k].values() for k in keys}
     label_keys = [k for k in keys if k.startswith("label:")]
-    for row in parts.workload_rows():
-        labels = {k[6:]: row[k] for k in label_keys if row[k] != UNALLOCATED}
+    for i in range(len(w)):
+        labels = {k[6:]: values[k][i] for k in label_keys if values[k][i] != UNALLOCATED}
         yield AllocationLine(
             cluster=cluster, day=day, kind=AllocationLine.Kind.WORKLOAD,
-            namespace=row["namespace"], controller_kind=row["controller_kind"],
-            controller=row["controller"], team=row["team"], node_pool=row["node_pool"],
-            capacity_type=row["capacity_type"], labels=labels,
-            cpu_core_hours=row["cpu_core_hours"], ram_gib_hours=row["ram_gib_hours"],
-            gpu_hours=row["gpu_hours"],
-            cpu_usage_core_hours=row["cpu_usage_core_hours"],
-            cpu_request_core_hours=row["cpu_request_core_hours"],
-            ram_usage_gib_hours=row["ram_usage_gib_hours"],
-            ram_request_gib_hours=row["ram_request_gib_hours"],
-            cpu_cost=_money(row["cpu_cost"]), ram_cost=_money(row["ram_cost"]),
-            gpu_cost=_money(row["gpu_cost"]), idle_by_node=_money(row["idle_by_node"]),
-            idle_by_cluster=_money(row["idle_by_cluster"]),
+            namespace=values["namespace"][i], controller_kind=values["controller_kind"][i],
+            controller=values["controller"][i], team=values["team"][i],
+            node_pool=values["node_pool"][i], capacity_type=values["capacity_type"][i],
+            labels=labels,
+            cpu_core_hours=float(w.cpu_core_hours[i]), ram_gib_hours=float(w.ram_gib_hours[i]),
+            gpu_hours=float(w.gpu_hours[i]),
+            cpu_usage_core_hours=float(w.cpu_usage_core_hours[i]),
+            cpu_request_core_hours=float(w.cpu_request_core_hours[i]),
+            ram_usage_gib_hours=float(w.ram_usage_gib_hours[i]),
+            ram_request_gib_hours=float(w.ram_request_gib_hours[i]),
+            cpu_cost=_money(w.cpu_cost[i]), ram_cost=_money(w.ram_cost[i]),
+            gpu_cost=_money(w.gpu_cost[i]), idle_by_node=_money(w.idle_by_node[i]),
+            idle_by_cluster=_money(w.idle_by_cluster[i]),
         )
-    for row in parts.idle_rows():
-        for idle_policy in IDLE_POLICIES:
-            cpu, ram, gpu = (row[f"{r}_cost:{idle_policy}"] for r in ("cpu", "ram", "gpu"))
+    idle = parts.idle
+    pools = idle.keys["node_pool"].values()
+    ctypes = idle.keys["capacity_type"].values()
+    for idle_policy in IDLE_POLICIES:
+        cols = idle.for_policy(idle_policy)
+        for i in range(len(idle)):
+            cpu, ram, gpu = float(cols.cpu_cost[i]), float(cols.ram_cost[i]), float(cols.gpu_cost[i])
             if cpu == 0 and ram == 0 and gpu == 0 and idle_policy != "separate":
                 continue
             yield AllocationLine(
                 cluster=cluster, day=day, kind=AllocationLine.Kind.IDLE, idle_policy=idle_policy,
-                namespace="__idle__", controller_kind="__idle__", controller="__idle__",
-                team="__idle__", node_pool=row["node_pool"], capacity_type=row["capacity_type"],
-                cpu_core_hours=row["cpu_core_hours"], ram_gib_hours=row["ram_gib_hours"],
-                gpu_hours=row["gpu_hours"],
+                namespace=IDLE, controller_kind=IDLE, controller=IDLE, team=IDLE,
+                node_pool=pools[i], capacity_type=ctypes[i],
+                cpu_core_hours=float(cols.cpu_core_hours[i]),
+                ram_gib_hours=float(cols.ram_gib_hours[i]), gpu_hours=float(cols.gpu_hours[i]),
                 cpu_cost=_money(cpu), ram_cost=_money(ram), gpu_cost=_money(gpu),
             )
 
