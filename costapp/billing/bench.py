@@ -254,7 +254,84 @@ def generate_focus_file(
     return bill
 
 
-if __name__ == "__main__":  # pragma: no cover - the benchmark needs Django and PostgreSQL
-    from costapp.billing.benchmark import main
+def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs PostgreSQL
+    """Benchmark: generate a bill, import it (parse + COPY), then a plain PostgreSQL COPY of the
+    same file into a scratch table, and print rows/s and peak memory of each.
 
+    Django (and so the database) is imported here only: generating files needs neither.
+    """
+    import argparse
+    import os
+    import resource
+    import tempfile
+    import time
+
+    parser = argparse.ArgumentParser(prog="python -m costapp.billing.bench")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the imported charges")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "costapp.settings")
+    import django
+
+    django.setup()
+    from django.db import connection, transaction
+
+    import costapp.models.billing  # noqa: F401 - registers the billing tables
+    from costapp.billing.importer import import_focus_file
+    from costapp.models.billing import BillingCharge, BillingImport
+
+    def peak_mib() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / ("bench.csv.gz" if args.gzip else "bench.csv")
+        t = time.perf_counter()
+        bill = generate_focus_file(path, rows=args.rows, seed=args.seed)
+        print(
+            f"generated {bill.rows:,} rows ({path.stat().st_size / 2**20:,.0f} MiB) "
+            f"in {time.perf_counter() - t:.1f} s"
+        )
+        mem_before = peak_mib()
+        t = time.perf_counter()
+        marks: list[tuple[int, float]] = []
+        result = import_focus_file(
+            path, progress=lambda done, total, msg: marks.append((done, peak_mib()))
+        )
+        took = time.perf_counter() - t
+        print(
+            f"import_focus_file: {result.rows:,} rows in {took:.1f} s = "
+            f"{result.rows / took:,.0f} rows/s; peak RSS {peak_mib():,.0f} MiB "
+            f"(before {mem_before:,.0f} MiB; at 10% {marks[len(marks) // 10][1]:,.0f} MiB)"
+            if marks
+            else f"import_focus_file: {result.rows:,} rows in {took:.1f} s"
+        )
+        assert result.total_effective_cost == bill.total, "import lost money"
+
+        # Plain COPY of the same file into a scratch table of text columns: the floor.
+        with transaction.atomic(), connection.cursor() as cur:
+            cols = ", ".join(f'"{c}" text' for c in FOCUS_SAMPLE_COLUMNS)
+            cur.execute(f"CREATE TEMP TABLE bench_raw ({cols}) ON COMMIT DROP")
+            t = time.perf_counter()
+            opener = gzip.open if args.gzip else open
+            with (
+                opener(path, "rb") as f,
+                cur.cursor.copy("COPY bench_raw FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+            ):
+                while block := f.read(1 << 20):
+                    copy.write(block)
+            plain = time.perf_counter() - t
+        print(
+            f"plain COPY (text columns, no parsing): {args.rows:,} rows in {plain:.1f} s = "
+            f"{args.rows / plain:,.0f} rows/s"
+        )
+        if not args.keep:
+            with transaction.atomic():
+                BillingCharge.objects.filter(billing_import_id=result.import_id).delete()
+                BillingImport.objects.filter(pk=result.import_id).delete()
+
+
+if __name__ == "__main__":  # pragma: no cover
     main()

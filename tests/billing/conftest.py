@@ -21,3 +21,8 @@ def focus_bytes(focus_sample: Path) -> bytes:
 @pytest.fixture(scope="session")
 def prices_dir(shared_data: Path) -> Path:
     return shared_data / "03_prices"
+
+
+# The billing models live in costapp/models/billing.py; importing them registers their tables
+# for the test database even before costapp/models/__init__.py imports the module.
+import costapp.models.billing  # noqa: E402, F401
