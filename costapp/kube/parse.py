@@ -469,6 +469,7 @@ class OwnerIndex:
 
 _FINISHED = frozenset(("Succeeded", "Failed"))
 _INF = float("inf")
+_NOTHING = (0.0, 0.0, 0.0, _INF, _INF)
 
 
 def _amounts(res: _Resources) -> tuple[float, float, float, float, float]:
@@ -478,6 +479,8 @@ def _amounts(res: _Resources) -> tuple[float, float, float, float, float]:
     absent limit is +inf (unbounded).
     """
     req, lim = res.requests, res.limits
+    if not req and not lim:
+        return _NOTHING
     cpu_l = lim.get("cpu")
     mem_l = lim.get("memory")
     cpu_r = req.get("cpu", cpu_l)
@@ -508,11 +511,17 @@ def pod_resources(spec: _PodSpec) -> tuple[float, float, float, float, float]:
     3. Take the max of the app sum and the largest init-time need, then add spec.overhead.
     Limits the same way; a limit is +inf when any app container or sidecar has none.
     """
-    total = [0.0, 0.0, 0.0, 0.0, 0.0]
+    cpu = mem = gpu = cpu_lim = mem_lim = 0.0
     for c in spec.containers:
-        a = _amounts(c.resources)
-        for i in range(5):
-            total[i] += a[i]
+        a, b, g, cl, ml = _amounts(c.resources)
+        cpu += a
+        mem += b
+        gpu += g
+        cpu_lim += cl
+        mem_lim += ml
+    if not spec.init_containers and not spec.overhead:
+        return cpu, mem, gpu, cpu_lim, mem_lim
+    total = [cpu, mem, gpu, cpu_lim, mem_lim]
     if spec.init_containers:
         sidecars = [0.0, 0.0, 0.0, 0.0, 0.0]
         init_peak = [0.0, 0.0, 0.0, 0.0, 0.0]
