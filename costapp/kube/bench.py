@@ -77,17 +77,19 @@ def run(url: str, page_size: int = 500) -> dict[str, Any]:
     configuration = k8s.Configuration(host=url)
     configuration.retries = False
     api_client = k8s.ApiClient(configuration)
+
     # Warm-up: build the client's API classes and validators once (a per-process cost).
-    k8s.CoreV1Api(api_client).list_namespace(limit=1, _preload_content=False).data
-    k8s.AppsV1Api(api_client).list_replica_set_for_all_namespaces(
-        limit=1, _preload_content=False
-    ).data
-    k8s.BatchV1Api(api_client).list_job_for_all_namespaces(limit=1, _preload_content=False).data
-    k8s.CoreV1Api(api_client).list_pod_for_all_namespaces(limit=1, _preload_content=False).data
-    k8s.CoreV1Api(api_client).list_node(limit=1, _preload_content=False).data
-    k8s.CustomObjectsApi(api_client).list_cluster_custom_object(
-        "metrics.k8s.io", "v1beta1", "nodes", limit=1, _preload_content=False
-    ).data
+    def raw(call: Any, *args: Any, **kwargs: Any) -> bytes:
+        data: bytes = call(*args, _preload_content=False, **kwargs).data
+        return data
+
+    raw(k8s.CoreV1Api(api_client).list_namespace, limit=1)
+    raw(k8s.AppsV1Api(api_client).list_replica_set_for_all_namespaces, limit=1)
+    raw(k8s.BatchV1Api(api_client).list_job_for_all_namespaces, limit=1)
+    raw(k8s.CoreV1Api(api_client).list_pod_for_all_namespaces, limit=1)
+    raw(k8s.CoreV1Api(api_client).list_node, limit=1)
+    custom = k8s.CustomObjectsApi(api_client)
+    raw(custom.list_cluster_custom_object, "metrics.k8s.io", "v1beta1", "nodes", limit=1)
 
     gc.collect()
     base_mb = _rss_now_mb()
@@ -121,7 +123,7 @@ def run(url: str, page_size: int = 500) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"limit": page_size, "field_selector": POD_SELECTOR}
         if cont:
             kwargs["_continue"] = cont
-        data = core.list_pod_for_all_namespaces(_preload_content=False, **kwargs).data
+        data = raw(core.list_pod_for_all_namespaces, **kwargs)
         total += len(data)
         a = time.perf_counter()
         json.loads(data)

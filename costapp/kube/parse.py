@@ -235,7 +235,7 @@ class PageError(ValueError):
     """A page that is not a Kubernetes list at all (not JSON, no items array)."""
 
 
-def decode_page(kind: str, data: bytes) -> Page[object]:
+def decode_page(kind: str, data: bytes) -> Page[Any]:
     """Decode one list page of ``kind`` (``Pod``, ``Node``, …) from its wire bytes.
 
     Raises PageError when the page itself is broken; a broken item only lands in ``skipped``.
@@ -526,17 +526,17 @@ def pod_resources(spec: _PodSpec) -> tuple[float, float, float, float, float]:
         sidecars = [0.0, 0.0, 0.0, 0.0, 0.0]
         init_peak = [0.0, 0.0, 0.0, 0.0, 0.0]
         for c in spec.init_containers:
-            a = _amounts(c.resources)
+            amounts = _amounts(c.resources)
             if c.restart_policy == "Always":
                 for i in range(5):
-                    total[i] += a[i]
-                    sidecars[i] += a[i]
+                    total[i] += amounts[i]
+                    sidecars[i] += amounts[i]
                     init_peak[i] = max(init_peak[i], sidecars[i])
             else:
                 for i in range(5):
                     # A regular init container without a limit does not make the pod unbounded
                     # once it has finished; count it as 0 for the limit.
-                    amount = a[i] if a[i] != _INF else 0.0
+                    amount = amounts[i] if amounts[i] != _INF else 0.0
                     init_peak[i] = max(init_peak[i], amount + sidecars[i])
         for i in range(5):
             total[i] = max(total[i], init_peak[i])
