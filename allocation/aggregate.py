@@ -179,11 +179,17 @@ def efficiency(
     and their average weighted by cpu_cost and ram_cost (0 where both costs are 0)."""
     cpu_eff = _ratio(cpu_usage, cpu_request)
     ram_eff = _ratio(ram_usage, ram_request)
-    total = _ratio(cpu_eff * cpu_cost + ram_eff * ram_cost, cpu_cost + ram_cost)
+    cpu_weight = _ratio(cpu_cost, cpu_cost + ram_cost)
+    ram_weight = _ratio(ram_cost, cpu_cost + ram_cost)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.where(cpu_weight > 0, cpu_weight * cpu_eff, 0.0) + np.where(
+            ram_weight > 0, ram_weight * ram_eff, 0.0
+        )
     return cpu_eff, ram_eff, total
 
 
 def _ratio(num: FloatArray, den: FloatArray) -> FloatArray:
     out: FloatArray = np.zeros(num.shape, np.float64)
-    np.divide(num, den, out=out, where=den > 0)
+    with np.errstate(over="ignore"):  # a subnormal request gives an infinite ratio
+        np.divide(num, den, out=out, where=den > 0)
     return out

@@ -171,8 +171,8 @@ def allocate_parts(
         if q_r.any():
             cost = q_r * ch_r.factor[nh]
             sums[name + "_cost"] = total(cost)
-            idle_by_node += total(cost * by_node.factor[nh])
-            idle_by_cluster += total(cost * by_cluster.factor[nh])
+            idle_by_node += total(by_node.shares(cost, nh))
+            idle_by_cluster += total(by_cluster.shares(cost, nh))
             del cost
         else:
             sums[name + "_cost"] = np.zeros(n_g)

@@ -21,10 +21,31 @@ __all__ = ["IdleShare", "SharedSpread", "idle_share", "spread_shared"]
 class IdleShare:
     """How one resource's idle is shared, per node-hour."""
 
-    factor: FloatArray
-    """Idle money per unit of the pod's cost: idle share(pod) = cost_r(pod) · factor[node-hour]."""
+    pool: FloatArray
+    """Per node-hour (or per group): idle money to share."""
+    base: FloatArray
+    """Per node-hour (or per group): Σ pod cost of the resource that the pool is shared by."""
+    index: IntArray | None
+    """Group of each node-hour (None: each node-hour is its own group)."""
     stays: BoolArray
-    """True where the node-hour's idle has no pod to go to and stays ``__idle__``."""
+    """Per node-hour: True where idle has no pod to go to and stays ``__idle__``."""
+
+    def shares(self, cost: FloatArray, node_hour: IntArray) -> FloatArray:
+        """Idle share of each pod-hour: pool · cost / base of its node-hour's group.
+
+        Uses one precomputed factor pool/base when that is finite everywhere (the fast path),
+        else cost/base · pool, which cannot overflow (cost ≤ base).
+        """
+        group = node_hour if self.index is None else self.index[node_hour]
+        factor = np.zeros(self.base.shape, np.float64)
+        with np.errstate(over="ignore"):
+            np.divide(self.pool, self.base, out=factor, where=self.base > 0)
+        if np.isfinite(factor).all():
+            return cost * factor[group]
+        base = self.base[group]
+        ratio = np.zeros(cost.shape, np.float64)
+        np.divide(cost, base, out=ratio, where=base > 0)
+        return ratio * self.pool[group]
 
 
 def idle_share(
@@ -38,19 +59,14 @@ def idle_share(
     Without ``group`` each node-hour's idle goes to its own pods (``share-by-node``). With
     ``group`` (the cluster-hour of each node-hour) the idle of all node-hours of a group goes to
     all pods of the group (``share-by-cluster``). Idle of a node-hour (or group) whose pods have
-    no cost of that resource stays: ``stays`` is True there and ``factor`` 0.
+    no cost of that resource stays: ``stays`` is True there. ``IdleShare.shares`` gives each
+    pod-hour's part.
     """
     if group is None:
-        pool, base = idle, allocated_cost
-    else:
-        pool = weighted_sum(group, idle, minlength=n_groups)
-        base = weighted_sum(group, allocated_cost, minlength=n_groups)
-    factor = np.zeros(base.shape, np.float64)
-    np.divide(pool, base, out=factor, where=base > 0)
-    stays = base <= 0
-    if group is not None:
-        factor, stays = factor[group], stays[group]
-    return IdleShare(factor, stays)
+        return IdleShare(idle, allocated_cost, None, allocated_cost <= 0)
+    pool = weighted_sum(group, idle, minlength=n_groups)
+    base = weighted_sum(group, allocated_cost, minlength=n_groups)
+    return IdleShare(pool, base, group, (base <= 0)[group])
 
 
 @dataclass(frozen=True)
@@ -115,16 +131,16 @@ def spread_shared(
         per_line = np.zeros(m, np.float64)
         np.divide(pool, counts, out=per_line, where=counts > 0)
         # Each line's equal part, divided among its rows by own cost.
-        row_part = np.zeros(n_grp, np.float64)
-        np.divide(per_line[grp_cs], grp_own, out=row_part, where=grp_own > 0)
+        row_fraction = np.zeros(idx.size, np.float64)
+        np.divide(w[idx], grp_own[grp], out=row_fraction, where=grp_own[grp] > 0)
         shared_cost = np.zeros(own_cost.shape, np.float64)
-        shared_cost[idx] = w[idx] * row_part[grp]
+        shared_cost[idx] = row_fraction * per_line[grp_cs[grp]]
         has_receiver = counts > 0
     else:
         total = weighted_sum(cs, w, minlength=m)
-        factor = np.zeros(m, np.float64)
-        np.divide(pool, total, out=factor, where=total > 0)
-        shared_cost = w * factor[cs]
+        fraction = np.zeros(w.shape, np.float64)
+        np.divide(w, total[cs], out=fraction, where=total[cs] > 0)
+        shared_cost = fraction * pool[cs]
         has_receiver = total > 0
     unspread = np.where(has_receiver, 0.0, pool)
     return SharedSpread(

@@ -21,8 +21,16 @@ def hour(n: int = 0) -> datetime:
 
 def node(name: str = "n1", **kw: Any) -> NodeHour:
     values: dict[str, Any] = dict(
-        cluster="c", node=name, hour_start=hour(0), hours=1.0, cpu_cores=4.0, ram_gib=16.0,
-        gpus=0.0, cost=1.0, node_pool="pool", capacity_type="on-demand",
+        cluster="c",
+        node=name,
+        hour_start=hour(0),
+        hours=1.0,
+        cpu_cores=4.0,
+        ram_gib=16.0,
+        gpus=0.0,
+        cost=1.0,
+        node_pool="pool",
+        capacity_type="on-demand",
     )
     values.update(kw)
     return NodeHour(**values)
@@ -30,8 +38,16 @@ def node(name: str = "n1", **kw: Any) -> NodeHour:
 
 def pod(name: str = "p1", namespace: str = "ns", node_name: str = "n1", **kw: Any) -> PodHour:
     values: dict[str, Any] = dict(
-        cluster="c", namespace=namespace, pod=name, node=node_name, hour_start=hour(0),
-        hours=1.0, cpu_request=0.0, cpu_usage=0.0, ram_request_gib=0.0, ram_usage_gib=0.0,
+        cluster="c",
+        namespace=namespace,
+        pod=name,
+        node=node_name,
+        hour_start=hour(0),
+        hours=1.0,
+        cpu_request=0.0,
+        cpu_usage=0.0,
+        ram_request_gib=0.0,
+        ram_usage_gib=0.0,
         gpu_request=0.0,
     )
     values.update(kw)
@@ -66,8 +82,9 @@ def totals_by_cluster_step(result: Result) -> dict[tuple[str, int], float]:
     """Σ total_cost per (cluster, window_start) of a result aggregated by cluster."""
     out: dict[tuple[str, int], float] = defaultdict(float)
     starts = result["window_start"].astype(np.int64).tolist()
-    for c, s, t in zip(result["cluster"].tolist(), starts, result["total_cost"].tolist(),
-                       strict=True):
+    for c, s, t in zip(
+        result["cluster"].tolist(), starts, result["total_cost"].tolist(), strict=True
+    ):
         out[(c, s)] += t
     return dict(out)
 

@@ -48,7 +48,9 @@ def test_label_keys_read_json_labels_and_mappings() -> None:
     )
     out = by_key(allocate(nodes, pods, Policy(), ("label:app",)))
     assert {k for k in out if k[0] == "workload"} == {
-        ("workload", "web"), ("workload", "db"), ("workload", "__unallocated__")
+        ("workload", "web"),
+        ("workload", "db"),
+        ("workload", "__unallocated__"),
     }
 
 

@@ -28,24 +28,51 @@ prod,n1,2024-09-01T00:00:00Z,1,4,16,0,0.192,general,on-demand
 prod,n1,2024-09-01T01:00:00+00:00,1,4,16,0,0.192,general,on-demand
 prod,n2,2024-09-01T00:00:00,1,4,16,0,0.192,general,spot
 """
-PODS = """cluster,namespace,pod,node,hour_start,hours,cpu_request,cpu_usage,ram_request_gib,ram_usage_gib,gpu_request,team,labels
-prod,web,web-1,n1,2024-09-01T00:00:00Z,1,1,0.5,4,2,0,alpha,"{""app"": ""web""}"
+POD_HEADER = (
+    "cluster,namespace,pod,node,hour_start,hours,cpu_request,cpu_usage,"
+    "ram_request_gib,ram_usage_gib,gpu_request,team,labels\n"
+)
+PODS = (
+    POD_HEADER
+    + """prod,web,web-1,n1,2024-09-01T00:00:00Z,1,1,0.5,4,2,0,alpha,"{""app"": ""web""}"
 prod,web,web-1,n1,2024-09-01T01:00:00Z,1,1,0.5,4,2,0,alpha,
 prod,kube-system,dns,n2,2024-09-01T00:00:00Z,0.5,0.5,0.1,1,1,0,,
 """
+)
 
 
-def _run(tmp_path: Path, nodes: str = NODES, pods: str = PODS, policy: dict | None = None,  # type: ignore[type-arg]
-         extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path,
+    nodes: str = NODES,
+    pods: str = PODS,
+    policy: dict | None = None,  # type: ignore[type-arg]
+    extra: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
     (tmp_path / "nodes.csv").write_text(nodes)
     (tmp_path / "pods.csv").write_text(pods)
-    args = [sys.executable, "-m", "allocation", "allocate", "--nodes", "nodes.csv",
-            "--pods", "pods.csv", "--out", "result.csv", *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "allocation",
+        "allocate",
+        "--nodes",
+        "nodes.csv",
+        "--pods",
+        "pods.csv",
+        "--out",
+        "result.csv",
+        *extra,
+    ]
     if policy is not None:
         (tmp_path / "policy.json").write_text(json.dumps(policy))
         args += ["--policy", "policy.json"]
-    return subprocess.run(args, cwd=tmp_path, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        args,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def _rows(tmp_path: Path) -> list[dict[str, str]]:
@@ -58,9 +85,23 @@ def test_allocate_writes_the_spec_columns(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     rows = _rows(tmp_path)
     assert list(rows[0]) == [
-        "kind", "namespace", "team", "window_start", "window_end", "cpu_core_hours",
-        "ram_gib_hours", "gpu_hours", "cpu_cost", "ram_cost", "gpu_cost", "idle_cost",
-        "shared_cost", "total_cost", "cpu_efficiency", "ram_efficiency", "total_efficiency",
+        "kind",
+        "namespace",
+        "team",
+        "window_start",
+        "window_end",
+        "cpu_core_hours",
+        "ram_gib_hours",
+        "gpu_hours",
+        "cpu_cost",
+        "ram_cost",
+        "gpu_cost",
+        "idle_cost",
+        "shared_cost",
+        "total_cost",
+        "cpu_efficiency",
+        "ram_efficiency",
+        "total_efficiency",
     ]
     web = next(r for r in rows if r["namespace"] == "web")
     assert web["team"] == "alpha"
@@ -76,11 +117,17 @@ def test_allocate_writes_the_spec_columns(tmp_path: Path) -> None:
 
 
 def test_allocate_applies_the_policy_file_and_step(tmp_path: Path) -> None:
-    policy = {"basis": "request", "weights": "aws-split", "idle": "share-by-cluster",
-              "shared_namespaces": ["kube-system"], "shared_split": "even",
-              "overhead": [{"cluster": "prod", "name": "control-plane", "hourly": 0.10}]}
-    proc = _run(tmp_path, policy=policy, extra=("--aggregate", "cluster,label:app",
-                                                "--step", "hour"))
+    policy = {
+        "basis": "request",
+        "weights": "aws-split",
+        "idle": "share-by-cluster",
+        "shared_namespaces": ["kube-system"],
+        "shared_split": "even",
+        "overhead": [{"cluster": "prod", "name": "control-plane", "hourly": 0.10}],
+    }
+    proc = _run(
+        tmp_path, policy=policy, extra=("--aggregate", "cluster,label:app", "--step", "hour")
+    )
     assert proc.returncode == 0, proc.stderr
     rows = _rows(tmp_path)
     assert {r["window_start"] for r in rows} == {"2024-09-01T00:00:00Z", "2024-09-01T01:00:00Z"}
@@ -90,26 +137,67 @@ def test_allocate_applies_the_policy_file_and_step(tmp_path: Path) -> None:
 
 BAD_CASES = [
     # (name, nodes, pods, expected message prefix)
-    ("missing column", NODES.replace(",cost,", ",price,"), PODS,
-     E_MISSING_COLUMN.format(source="nodes.csv", row=1, column="cost")),
-    ("non-numeric", NODES.replace("4,16,0,0.192,general,spot", "4,lots,0,0.192,general,spot"),
-     PODS, E_NOT_A_NUMBER.format(source="nodes.csv", row=4, column="ram_gib", value="lots")),
-    ("negative", NODES, PODS.replace("0.5,0.5,0.1,1,1,0", "0.5,-0.5,0.1,1,1,0"),
-     E_NEGATIVE.format(source="pods.csv", row=4, column="cpu_request", value=-0.5)),
-    ("hours above 1", NODES.replace("00:00,1,4,16,0,0.192,general,spot",
-                                    "00:00,1.5,4,16,0,0.192,general,spot"), PODS,
-     E_HOURS_RANGE.format(source="nodes.csv", row=4, column="hours", value=1.5)),
-    ("hours zero", NODES, PODS.replace("n2,2024-09-01T00:00:00Z,0.5", "n2,2024-09-01T00:00:00Z,0"),
-     E_HOURS_RANGE.format(source="pods.csv", row=4, column="hours", value=0.0)),
-    ("pod without node-hour", NODES, PODS.replace("web-1,n1,2024-09-01T01", "web-1,n1,2024-09-01T05"),
-     E_NO_NODE_HOUR.format(source="pods.csv", row=3, column="node", cluster="prod", node="n1",
-                           hour="2024-09-01T05:00:00Z")),
-    ("nan", NODES.replace("0.192,general,spot", "nan,general,spot"), PODS,
-     E_NOT_FINITE.format(source="nodes.csv", row=4, column="cost", value="nan")),
-    ("inf", NODES, PODS.replace("0.5,0.1,1,1,0", "0.5,inf,1,1,0"),
-     E_NOT_FINITE.format(source="pods.csv", row=4, column="cpu_usage", value="inf")),
-    ("empty required cell", NODES, PODS.replace("prod,web,web-1,n1,2024-09-01T01", "prod,,web-1,n1,2024-09-01T01"),
-     E_EMPTY_CELL.format(source="pods.csv", row=3, column="namespace")),
+    (
+        "missing column",
+        NODES.replace(",cost,", ",price,"),
+        PODS,
+        E_MISSING_COLUMN.format(source="nodes.csv", row=1, column="cost"),
+    ),
+    (
+        "non-numeric",
+        NODES.replace("4,16,0,0.192,general,spot", "4,lots,0,0.192,general,spot"),
+        PODS,
+        E_NOT_A_NUMBER.format(source="nodes.csv", row=4, column="ram_gib", value="lots"),
+    ),
+    (
+        "negative",
+        NODES,
+        PODS.replace("0.5,0.5,0.1,1,1,0", "0.5,-0.5,0.1,1,1,0"),
+        E_NEGATIVE.format(source="pods.csv", row=4, column="cpu_request", value=-0.5),
+    ),
+    (
+        "hours above 1",
+        NODES.replace("00:00,1,4,16,0,0.192,general,spot", "00:00,1.5,4,16,0,0.192,general,spot"),
+        PODS,
+        E_HOURS_RANGE.format(source="nodes.csv", row=4, column="hours", value=1.5),
+    ),
+    (
+        "hours zero",
+        NODES,
+        PODS.replace("n2,2024-09-01T00:00:00Z,0.5", "n2,2024-09-01T00:00:00Z,0"),
+        E_HOURS_RANGE.format(source="pods.csv", row=4, column="hours", value=0.0),
+    ),
+    (
+        "pod without node-hour",
+        NODES,
+        PODS.replace("web-1,n1,2024-09-01T01", "web-1,n1,2024-09-01T05"),
+        E_NO_NODE_HOUR.format(
+            source="pods.csv",
+            row=3,
+            column="node",
+            cluster="prod",
+            node="n1",
+            hour="2024-09-01T05:00:00Z",
+        ),
+    ),
+    (
+        "nan",
+        NODES.replace("0.192,general,spot", "nan,general,spot"),
+        PODS,
+        E_NOT_FINITE.format(source="nodes.csv", row=4, column="cost", value="nan"),
+    ),
+    (
+        "inf",
+        NODES,
+        PODS.replace("0.5,0.1,1,1,0", "0.5,inf,1,1,0"),
+        E_NOT_FINITE.format(source="pods.csv", row=4, column="cpu_usage", value="inf"),
+    ),
+    (
+        "empty required cell",
+        NODES,
+        PODS.replace("prod,web,web-1,n1,2024-09-01T01", "prod,,web-1,n1,2024-09-01T01"),
+        E_EMPTY_CELL.format(source="pods.csv", row=3, column="namespace"),
+    ),
 ]
 
 
@@ -129,8 +217,10 @@ def test_unknown_policy_key_exits_2(tmp_path: Path) -> None:
     proc = _run(tmp_path, policy={"idle": "separate", "colour": "blue"})
     assert proc.returncode == 2
     allowed = "basis, weights, idle, shared_namespaces, shared_split, overhead"
-    assert E_POLICY_UNKNOWN_KEY.format(source="policy.json", key="colour",
-                                       allowed=allowed) in proc.stderr
+    assert (
+        E_POLICY_UNKNOWN_KEY.format(source="policy.json", key="colour", allowed=allowed)
+        in proc.stderr
+    )
     assert not (tmp_path / "result.csv").exists()
 
 

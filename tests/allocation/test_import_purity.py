@@ -15,8 +15,9 @@ def test_import_allocation_does_not_import_django_or_pandas() -> None:
         "bad = [m for m in sys.modules if m.split('.')[0] in ('django', 'celery', 'pandas')]\n"
         "print(bad)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
     assert proc.stdout.strip() == "[]"
 
 

@@ -13,19 +13,25 @@ from allocation import AllocationError, round_largest_remainder
 
 def test_thirds_add_up_to_the_total() -> None:
     assert round_largest_remainder([1 / 3, 1 / 3, 1 / 3]) == [
-        Decimal("0.34"), Decimal("0.33"), Decimal("0.33")
+        Decimal("0.34"),
+        Decimal("0.33"),
+        Decimal("0.33"),
     ]
 
 
 def test_largest_remainder_gets_the_missing_cent() -> None:
     assert round_largest_remainder([0.333, 0.333, 0.334]) == [
-        Decimal("0.33"), Decimal("0.33"), Decimal("0.34")
+        Decimal("0.33"),
+        Decimal("0.33"),
+        Decimal("0.34"),
     ]
 
 
 def test_exact_amounts_stay_exact() -> None:
     assert round_largest_remainder([1.25, 2.5, 0.0]) == [
-        Decimal("1.25"), Decimal("2.50"), Decimal("0.00")
+        Decimal("1.25"),
+        Decimal("2.50"),
+        Decimal("0.00"),
     ]
 
 
@@ -36,7 +42,9 @@ def test_negative_amounts_round_to_a_neighbour_and_still_add_up() -> None:
 
 def test_other_places() -> None:
     assert round_largest_remainder([0.5, 0.5, 0.5], places=0) == [
-        Decimal("1"), Decimal("1"), Decimal("0")
+        Decimal("1"),
+        Decimal("1"),
+        Decimal("0"),
     ]
 
 

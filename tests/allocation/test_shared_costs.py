@@ -101,7 +101,9 @@ def test_cluster_with_no_other_workload_keeps_its_pool_as_a_shared_line() -> Non
         ],
     )
     policy = Policy(
-        basis="request", weights=CPU_ONLY, shared_namespaces=("kube-system",),
+        basis="request",
+        weights=CPU_ONLY,
+        shared_namespaces=("kube-system",),
         overhead=(Overhead("c2", "cp", 0.5),),
     )
     out = by_key(allocate(nodes, pods, policy, ("cluster", "namespace")))
@@ -126,7 +128,9 @@ def test_a_line_spanning_clusters_takes_its_share_in_each_cluster() -> None:
         ],
     )
     policy = Policy(
-        basis="request", weights=CPU_ONLY, shared_namespaces=("kube-system",),
+        basis="request",
+        weights=CPU_ONLY,
+        shared_namespaces=("kube-system",),
         overhead=(Overhead("c2", "cp", 1.0),),
     )
     out = by_key(allocate(nodes, pods, policy, ("namespace",)))
@@ -146,8 +150,9 @@ def test_even_split_skips_lines_with_zero_own_cost() -> None:
             pod("k", "kube-system", cpu_request=2),
         ],
     )
-    policy = Policy(basis="request", weights=CPU_ONLY, shared_namespaces=("kube-system",),
-                    shared_split="even")
+    policy = Policy(
+        basis="request", weights=CPU_ONLY, shared_namespaces=("kube-system",), shared_split="even"
+    )
     out = by_key(allocate(nodes, pods, policy))
     assert out[("workload", "app1")]["shared_cost"] == pytest.approx(2.0)
     assert out[("workload", "zero")]["shared_cost"] == 0.0
