@@ -283,6 +283,13 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs Pos
     from costapp.billing.importer import import_focus_file
     from costapp.models.billing import BillingCharge, BillingImport
 
+    # No migration exists yet for the billing tables: create them in a scratch database.
+    existing = set(connection.introspection.table_names())
+    with connection.schema_editor() as editor:
+        for model in (BillingImport, BillingCharge):
+            if model._meta.db_table not in existing:
+                editor.create_model(model)
+
     def peak_mib() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
