@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 import allocation
@@ -71,7 +71,10 @@ def ownership_resolver(cluster: Cluster) -> OwnershipResolver:
         ns: team
         for ns, team, cluster_id in NamespaceTeam.objects.filter(
             models_q_cluster(cluster)
-        ).values_list("namespace", "team__name", "cluster_id").order_by("cluster_id")
+        ).values_list("namespace", "team__name", "cluster_id")
+        # Global rows (cluster NULL) first so cluster-specific rows overwrite them; PostgreSQL
+        # sorts NULL last by default, which let the global row win.
+        .order_by(F("cluster_id").asc(nulls_first=True))
     }
     labels, annotations = {}, {}
     for name, lab, ann in namespaces:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from celery import group, shared_task
+from django.db import transaction
 from django.utils import timezone
 
 from costapp import services
@@ -23,6 +24,9 @@ TRANSIENT = (ConnectionError, TimeoutError, OSError)
 def allocate_day(cluster_id: int, day: str) -> dict:
     """Allocate one cluster-day (ISO date) and replace its lines."""
     result = services.allocate_cluster_day(cluster_id, date.fromisoformat(day))
+    from costapp import budgets
+
+    transaction.on_commit(budgets.schedule_check)  # debounced: one check per burst of days
     return {"cluster": result.cluster, "day": day, "lines": result.lines,
             "node_cost": str(result.node_cost)}
 
@@ -58,6 +62,9 @@ def run_backfill(job_id: int, cluster_id: int, days: int) -> None:
         return f"{n} days allocated"
 
     services.run_job(job_id, work)
+    from costapp import budgets
+
+    budgets.schedule_check()
 
 
 @shared_task(soft_time_limit=30, time_limit=45)
@@ -97,6 +104,34 @@ def sync_billing_sources() -> int:
     except ImportError:
         return 0
     return sync.sync_all()
+
+
+@shared_task(acks_late=True, soft_time_limit=3600, time_limit=3700)
+def recompute_ownership(job_id: int) -> None:
+    """Re-allocate the cluster-days an ownership rule change covers, with job progress."""
+    from costapp import budgets, ownership_rules
+
+    ownership_rules.recompute_job(job_id)
+    budgets.schedule_check()
+
+
+@shared_task(soft_time_limit=300, time_limit=360)
+def check_budgets() -> int:
+    """Check every active budget's thresholds; returns the number of new alerts."""
+    from costapp import budgets
+
+    return budgets.check_budgets_now()
+
+
+@shared_task(
+    acks_late=True, autoretry_for=TRANSIENT, retry_backoff=30, retry_backoff_max=3600,
+    max_retries=8, soft_time_limit=120, time_limit=150,
+)
+def deliver_budget_alert(alert_id: int) -> str:
+    """Send an alert's e-mail and webhook (each at most once; webhook retried with backoff)."""
+    from costapp import notify
+
+    return notify.deliver_alert(alert_id)
 
 
 def today() -> date:

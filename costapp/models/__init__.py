@@ -1,5 +1,6 @@
 """costapp's models, one module per area; import them from here."""
 
+from costapp.models.budgets import Budget, BudgetAlert
 from costapp.models.core import (
     IDLE,
     SHARED,
@@ -22,6 +23,7 @@ from costapp.models.core import (
     PriceSource,
     Team,
 )
+from costapp.models.ownership import OwnershipChange, OwnershipSettings
 
 __all__ = [
     "IDLE",
@@ -44,4 +46,8 @@ __all__ = [
     "PodHour",
     "PriceSource",
     "Team",
+    "Budget",
+    "BudgetAlert",
+    "OwnershipChange",
+    "OwnershipSettings",
 ]
