@@ -228,8 +228,12 @@ class FakeApiServer:
     ``requests`` logs (path, query dict) of every request; ``faults`` can be changed live.
     """
 
-    def __init__(self, cluster: FakeCluster, faults: Faults | None = None) -> None:
+    def __init__(
+        self, cluster: FakeCluster, faults: Faults | None = None, token: str | None = None
+    ) -> None:
+        """``token``: when set, requests must carry ``Authorization: Bearer <token>`` (else 401)."""
         self.cluster = cluster
+        self.token = token
         self.faults = faults or Faults()
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
         self._lock = threading.Lock()
@@ -268,7 +272,9 @@ class FakeApiServer:
 
     # -- request handling --------------------------------------------------------------------
 
-    def handle(self, path: str, query: dict[str, list[str]]) -> tuple[int, bytes, float]:
+    def handle(
+        self, path: str, query: dict[str, list[str]], authorization: str = ""
+    ) -> tuple[int, bytes, float]:
         """(status, body, delay seconds) for one GET."""
         with self._lock:
             self.requests.append((path, query))
@@ -284,7 +290,7 @@ class FakeApiServer:
                 delay,
             )
         resource, group, list_kind, api_version = spec
-        if f.unauthorized:
+        if f.unauthorized or (self.token and authorization != f"Bearer {self.token}"):
             return 401, _status(401, "Unauthorized", "Unauthorized"), delay
         if group == "metrics.k8s.io" and f.no_metrics:
             return (
@@ -438,7 +444,9 @@ def _handler_for(server: FakeApiServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             parts = urlsplit(self.path)
             status, body, delay = server.handle(
-                parts.path, parse_qs(parts.query, keep_blank_values=True)
+                parts.path,
+                parse_qs(parts.query, keep_blank_values=True),
+                self.headers.get("Authorization", ""),
             )
             if delay:
                 time.sleep(delay)
