@@ -1,5 +1,6 @@
 """costapp's models, one module per area; import them from here."""
 
+from costapp.models.billing import BillingCharge, BillingImport, CatalogPrice, CustomPrice
 from costapp.models.budgets import Budget, BudgetAlert
 from costapp.models.core import (
     IDLE,
@@ -24,8 +25,13 @@ from costapp.models.core import (
     Team,
 )
 from costapp.models.ownership import OwnershipChange, OwnershipSettings
+from costapp.models.planner import PoolPlanSettings, Recommendation
 
 __all__ = [
+    "BillingCharge",
+    "BillingImport",
+    "CatalogPrice",
+    "CustomPrice",
     "IDLE",
     "SHARED",
     "UNALLOCATED",
@@ -50,4 +56,6 @@ __all__ = [
     "BudgetAlert",
     "OwnershipChange",
     "OwnershipSettings",
+    "PoolPlanSettings",
+    "Recommendation",
 ]

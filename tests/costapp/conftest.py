@@ -64,9 +64,12 @@ def celery_worker_process(transactional_db, settings):
     db_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     if "sqlite" in db["ENGINE"]:
         pytest.fail("Celery integration tests need PostgreSQL: set DATABASE_URL")
-    app.conf.broker_url = url
-    app.conf.result_backend = url
-    app.conf.task_always_eager = False
+    app.conf.broker_url  # noqa: B018  load the Django settings first, then override them
+    # With the CELERY_ settings namespace, the CELERY_* names are the ones Celery reads.
+    app.conf.update(CELERY_BROKER_URL=url, CELERY_RESULT_BACKEND=url,
+                    CELERY_TASK_ALWAYS_EAGER=False, broker_url=url, result_backend=url,
+                    task_always_eager=False)
+    _reset_backend(app)
     import redis
 
     redis.Redis.from_url(url).flushdb()
@@ -95,6 +98,15 @@ def celery_worker_process(transactional_db, settings):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
-    app.conf.task_always_eager = True
-    app.conf.broker_url = "memory://"
-    app.conf.result_backend = None
+    app.conf.update(CELERY_BROKER_URL="memory://", CELERY_RESULT_BACKEND=None,
+                    CELERY_TASK_ALWAYS_EAGER=True, broker_url="memory://", result_backend=None,
+                    task_always_eager=True)
+    _reset_backend(app)
+
+
+def _reset_backend(app) -> None:
+    """Celery caches the result backend per thread; drop it so the new setting applies."""
+    try:
+        del app._local.backend
+    except AttributeError:
+        pass
