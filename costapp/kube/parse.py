@@ -104,7 +104,9 @@ _NO_RESOURCES = _Resources()
 
 
 class _Container(_Wire, frozen=True):
-    resources: _Resources = _NO_RESOURCES
+    # Kept raw: identical resource blocks repeat across a workload's pods, so their parsed
+    # amounts are cached by the raw bytes (see _container_amounts).
+    resources: msgspec.Raw = msgspec.Raw(b"{}")
     restart_policy: str = ""
 
 
@@ -274,7 +276,7 @@ def guarded(kind: str, name: str, convert: Callable[[], T], skipped: list[Skippe
     """Run one conversion; a bad value in the object skips it instead of failing the sample."""
     try:
         return convert()
-    except (QuantityError, ValueError, TypeError, KeyError) as exc:
+    except (QuantityError, msgspec.DecodeError, ValueError, TypeError, KeyError) as exc:
         skipped.append(Skipped(kind, name, f"malformed: {exc}"))
         return None
 
@@ -500,6 +502,24 @@ def _amounts(res: _Resources) -> tuple[float, float, float, float, float]:
     )
 
 
+_RESOURCES_DECODER = msgspec.json.Decoder(_Resources)
+_amounts_cache: dict[bytes, tuple[float, float, float, float, float]] = {}
+_AMOUNTS_CACHE_LIMIT = 100_000
+
+
+def _container_amounts(raw: msgspec.Raw) -> tuple[float, float, float, float, float]:
+    """_amounts of a container's raw ``resources`` block, cached by its bytes."""
+    key = bytes(raw)
+    hit = _amounts_cache.get(key)
+    if hit is not None:
+        return hit
+    value = _amounts(_RESOURCES_DECODER.decode(key))
+    if len(_amounts_cache) >= _AMOUNTS_CACHE_LIMIT:
+        _amounts_cache.clear()
+    _amounts_cache[key] = value
+    return value
+
+
 def pod_resources(spec: _PodSpec) -> tuple[float, float, float, float, float]:
     """The pod's effective (cpu, memory bytes, gpu) requests and (cpu, memory bytes) limits.
 
@@ -513,7 +533,7 @@ def pod_resources(spec: _PodSpec) -> tuple[float, float, float, float, float]:
     """
     cpu = mem = gpu = cpu_lim = mem_lim = 0.0
     for c in spec.containers:
-        a, b, g, cl, ml = _amounts(c.resources)
+        a, b, g, cl, ml = _container_amounts(c.resources)
         cpu += a
         mem += b
         gpu += g
@@ -526,7 +546,7 @@ def pod_resources(spec: _PodSpec) -> tuple[float, float, float, float, float]:
         sidecars = [0.0, 0.0, 0.0, 0.0, 0.0]
         init_peak = [0.0, 0.0, 0.0, 0.0, 0.0]
         for c in spec.init_containers:
-            amounts = _amounts(c.resources)
+            amounts = _container_amounts(c.resources)
             if c.restart_policy == "Always":
                 for i in range(5):
                     total[i] += amounts[i]
@@ -590,13 +610,30 @@ def pod_snapshot(pod: _Pod, owners: OwnerIndex) -> PodSnapshot | None:
 
 
 def pod_usage(pm: _PodMetrics) -> tuple[tuple[str, str], Usage]:
-    """((namespace, name), usage summed over containers) of one PodMetrics."""
+    """((namespace, name), usage summed over containers) of one PodMetrics.
+
+    metrics-server writes CPU as ``<int>n`` and memory as ``<int>Ki``; those are summed as exact
+    integers (nanocores, KiB) on a fast path, anything else goes through parse_quantity.
+    """
+    nanos = kib = 0
     cpu = mem = 0.0
     for c in pm.containers:
         u = c.usage
-        cpu += parse_quantity(u.get("cpu", "0"))
-        mem += parse_quantity(u.get("memory", "0"))
-    return (pm.metadata.namespace, pm.metadata.name), Usage(cpu, mem / GIB)
+        v = u.get("cpu")
+        if v is not None:
+            if v[-1:] == "n" and v.isascii() and v[:-1].isdigit():
+                nanos += int(v[:-1])
+            else:
+                cpu += parse_quantity(v)
+        v = u.get("memory")
+        if v is not None:
+            if v[-2:] == "Ki" and v.isascii() and v[:-2].isdigit():
+                kib += int(v[:-2])
+            else:
+                mem += parse_quantity(v)
+    return (pm.metadata.namespace, pm.metadata.name), Usage(
+        cpu + nanos / 1_000_000_000, (mem + kib * 1024) / GIB
+    )
 
 
 def node_usage(nm: _NodeMetrics) -> tuple[str, Usage]:

@@ -226,6 +226,14 @@ def test_malformed_objects_are_skipped_and_counted() -> None:
             "status": {"phase": "Running"},
         },
     )
+    cluster.add(
+        "pods",
+        {
+            "metadata": {"name": "badres", "namespace": "x"},
+            "spec": {"nodeName": "duckboat-01", "containers": [{"resources": {"requests": []}}]},
+            "status": {"phase": "Running"},
+        },
+    )
     cluster.add("nodes", {"metadata": {"uid": "no-name"}, "status": {}})
     with FakeApiServer(cluster) as server:
         s = sample(server)
@@ -233,6 +241,7 @@ def test_malformed_objects_are_skipped_and_counted() -> None:
     assert sorted((k.kind, k.name) for k in s.skipped) == [
         ("Node", "?"),
         ("Pod", "x/badcpu"),
+        ("Pod", "x/badres"),
         ("Pod", "x/weird"),
     ]
     assert all(k.reason.startswith("malformed") for k in s.skipped)
