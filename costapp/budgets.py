@@ -6,7 +6,8 @@ Cost of a scope (per UTC day, in the clusters' currency):
   Shared namespaces and overhead are spread at query time by the pages and are not charged here;
 - cluster: everything the cluster cost: workload lines, the `separate` idle lines and overhead.
 
-Forecast (`forecast_period`, pure; costapp/forecast.py did not exist when this was written):
+Forecast: monthly budgets reuse costapp.forecast.forecast_month (the overview's). Weekly budgets
+use `forecast_period` (pure, written before forecast.py existed; it also handles any period):
 day-of-week aware. 1. Take the last `lookback` (28) allocated days up to `as_of`, also from the
 previous period. 2. Weekday factor f_w = mean cost of weekday w ÷ mean of all days (1 where a
 weekday was not seen). 3. Level L = mean of the last 7 days' cost ÷ their weekday factor.
@@ -65,8 +66,19 @@ class Forecast:
     history_days: int
     days: list[tuple[date, float, str]] = field(default_factory=list)
 
+    # The names costapp.forecast.Forecast uses, so callers can take either.
+    @property
+    def month_to_date(self) -> float:
+        return self.actual
+
+    @property
+    def remaining(self) -> float:
+        return self.projected
+
     @property
     def method(self) -> str:
+        if self.as_of >= self.period_end - timedelta(days=1):
+            return "the period is complete: the forecast is the actual cost"
         if not self.history_days:
             return "no allocated history yet: nothing is projected"
         names = "Mon Tue Wed Thu Fri Sat Sun".split()
@@ -185,15 +197,33 @@ def today() -> date:
     return timezone.now().date()
 
 
-def budget_status(budget: Budget, day: date | None = None) -> BudgetStatus:
-    """Actual and forecast of the budget's period containing `day` (default today, UTC)."""
+def budget_status(budget: Budget, day: date | None = None, period: date | None = None,
+                  ) -> BudgetStatus:
+    """Actual and forecast of the budget's period containing `day` (default today, UTC).
+
+    Monthly budgets use costapp.forecast.forecast_month (the overview's forecast, so both pages
+    agree); weekly budgets use `forecast_period` above. With `period` (any day of a period),
+    that period is shown instead, and a period already over forecasts exactly its actual.
+    """
+    from costapp.forecast import forecast_month
+
+    reference = day or today()
+    complete = period is not None and reference >= budget.period_bounds(period)[1]
+    if period is not None:
+        day = min(reference, budget.period_bounds(period)[1] - timedelta(days=1))
     day = day or today()
     start, end = budget.period_bounds(day)
     as_of = min(day - timedelta(days=1), end - timedelta(days=1))
     daily = daily_costs(budget, min(start, as_of - timedelta(days=LOOKBACK_DAYS)), end)
     actual = sum((Decimal(str(v)) for d, v in daily.items() if start <= d <= day),
                  Decimal(0)).quantize(Decimal("0.01"))
-    return BudgetStatus(budget, start, end, actual, forecast_period(daily, start, end, as_of))
+    if complete:
+        forecast = forecast_period(daily, start, end, end - timedelta(days=1))
+    elif budget.period == Budget.Period.MONTHLY:
+        forecast = forecast_month(daily, day)
+    else:
+        forecast = forecast_period(daily, start, end, as_of)
+    return BudgetStatus(budget, start, end, actual, forecast)
 
 
 def budget_history(budget: Budget, periods: int = 6, day: date | None = None) -> list[dict]:
@@ -211,15 +241,12 @@ def budget_history(budget: Budget, periods: int = 6, day: date | None = None) ->
     return out
 
 
-def team_forecast(team: Team, month_start: date, day: date | None = None) -> Forecast:
-    """A team's forecast to the end of a calendar month (used by the API and team pages)."""
+def team_forecast(team: Team, month_start: date, day: date | None = None):
+    """A team's forecast to the end of a calendar month, with the budgets' cost definition
+    (costapp.forecast.forecast_month on the team's daily cost)."""
     probe = Budget(scope=Budget.Scope.TEAM, team=team, period=Budget.Period.MONTHLY,
                    amount=Decimal(1))
-    day = day or today()
-    start, end = period_bounds("monthly", month_start)
-    as_of = min(day - timedelta(days=1), end - timedelta(days=1))
-    daily = daily_costs(probe, min(start, as_of - timedelta(days=LOOKBACK_DAYS)), end)
-    return forecast_period(daily, start, end, as_of)
+    return budget_status(probe, day, period=month_start).forecast
 
 
 # --- checking ----------------------------------------------------------------------------------
