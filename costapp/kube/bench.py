@@ -21,6 +21,7 @@ import resource
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,7 @@ def run(url: str, page_size: int = 500) -> dict[str, Any]:
     gc.disable()
     core = k8s.CoreV1Api(api_client)
     owners = parse.OwnerIndex()
+    convert = partial(parse.pod_snapshot, owners=owners)
     cont = ""
     t_json = t_decode = t_convert = 0.0
     total = 0
@@ -130,8 +132,7 @@ def run(url: str, page_size: int = 500) -> dict[str, Any]:
         b = time.perf_counter()
         page = parse.decode_page("Pod", data)
         c = time.perf_counter()
-        for item in page.items:
-            parse.pod_snapshot(item, owners)
+        parse.convert_all("Pod", page.items, convert, [])
         d = time.perf_counter()
         t_json += b - a
         t_decode += c - b

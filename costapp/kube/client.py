@@ -328,19 +328,6 @@ def _peek_continue(data: bytes) -> str:
     return match.group(1).decode() if match else ""
 
 
-def _convert(
-    kind: str, items: list[Any], fn: Callable[[Any], Any], skipped: list[Skipped]
-) -> list[Any]:
-    out = []
-    for item in items:
-        meta = item.metadata
-        name = f"{meta.namespace}/{meta.name}" if getattr(meta, "namespace", "") else meta.name
-        record = parse.guarded(kind, name, partial(fn, item), skipped)
-        if record is not None:
-            out.append(record)
-    return out
-
-
 def take_sample(
     api_client: k8s.ApiClient,
     *,
@@ -408,12 +395,14 @@ def _take_sample(
         raw_ns = listed(
             reader.list_all("namespaces", "", "Namespace", reader.core.list_namespace, cached=True)
         )
-        namespaces: list[NamespaceSnapshot] = _convert(
+        namespaces: list[NamespaceSnapshot] = parse.convert_all(
             "Namespace", raw_ns, parse.namespace_snapshot, skipped
         )
         del raw_ns
         raw_nodes = listed(reader.list_all("nodes", "", "Node", reader.core.list_node))
-        nodes: list[NodeSnapshot] = _convert("Node", raw_nodes, parse.node_snapshot, skipped)
+        nodes: list[NodeSnapshot] = parse.convert_all(
+            "Node", raw_nodes, parse.node_snapshot, skipped
+        )
         del raw_nodes
 
         owners = parse.OwnerIndex()
@@ -435,18 +424,11 @@ def _take_sample(
             pods.clear()
             pod_skipped.clear()
 
+        convert_pod = partial(parse.pod_snapshot, owners=owners)
+
         def consume(items: list[Any], bad: list[Skipped]) -> None:
             pod_skipped.extend(bad)
-            for item in items:
-                meta = item.metadata
-                record = parse.guarded(
-                    "Pod",
-                    f"{meta.namespace}/{meta.name}",
-                    partial(parse.pod_snapshot, item, owners),
-                    pod_skipped,
-                )
-                if record is not None:
-                    pods.append(record)
+            pods.extend(parse.convert_all("Pod", items, convert_pod, pod_skipped))
 
         reader.each_page(
             "pods",
@@ -501,11 +483,13 @@ def _metrics(
     pod_keys = {(p.namespace, p.name) for p in pods}
     node_names = {n.name for n in nodes}
     pod_usage: dict[tuple[str, str], Usage] = {}
-    for key, usage in _convert("PodMetrics", raw_pods[0], parse.pod_usage, metric_skipped):
+    for key, usage in parse.convert_all("PodMetrics", raw_pods[0], parse.pod_usage, metric_skipped):
         if key in pod_keys:
             pod_usage[key] = usage
     node_usage: dict[str, Usage] = {}
-    for name, usage in _convert("NodeMetrics", raw_nodes[0], parse.node_usage, metric_skipped):
+    for name, usage in parse.convert_all(
+        "NodeMetrics", raw_nodes[0], parse.node_usage, metric_skipped
+    ):
         if name in node_names:
             node_usage[name] = usage
     skipped.extend(metric_skipped)

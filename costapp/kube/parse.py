@@ -28,6 +28,8 @@ __all__ = [
     "OwnerIndex",
     "Page",
     "capacity_type",
+    "CONVERT_ERRORS",
+    "convert_all",
     "decode_page",
     "namespace_snapshot",
     "node_pool",
@@ -272,13 +274,35 @@ def _loose_name(chunk: bytes | msgspec.Raw) -> str:
     return f"{meta.namespace}/{name}" if isinstance(meta.namespace, str) else name
 
 
-def guarded(kind: str, name: str, convert: Callable[[], T], skipped: list[Skipped]) -> T | None:
-    """Run one conversion; a bad value in the object skips it instead of failing the sample."""
-    try:
-        return convert()
-    except (QuantityError, msgspec.DecodeError, ValueError, TypeError, KeyError) as exc:
-        skipped.append(Skipped(kind, name, f"malformed: {exc}"))
-        return None
+#: What converting one decoded object may raise when a value in it is malformed.
+CONVERT_ERRORS = (QuantityError, msgspec.DecodeError, ValueError, TypeError, KeyError)
+
+
+def object_name(item: Any) -> str:
+    """``namespace/name`` (or name) of a decoded object, for Skipped."""
+    meta = item.metadata
+    namespace = getattr(meta, "namespace", "")
+    return f"{namespace}/{meta.name}" if namespace else str(meta.name)
+
+
+def convert_all(
+    kind: str, items: list[Any], convert: Callable[[Any], T | None], skipped: list[Skipped]
+) -> list[T]:
+    """Convert decoded objects; one with a bad value is skipped (reported), never fatal.
+
+    ``convert`` may return None to leave an object out silently (e.g. a finished pod).
+    """
+    out: list[T] = []
+    append = out.append
+    for item in items:
+        try:
+            record = convert(item)
+        except CONVERT_ERRORS as exc:
+            skipped.append(Skipped(kind, object_name(item), f"malformed: {exc}"))
+            continue
+        if record is not None:
+            append(record)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
