@@ -26,6 +26,7 @@ from costapp.models.core import (
 )
 from costapp.models.ownership import OwnershipChange, OwnershipSettings
 from costapp.models.planner import PoolPlanSettings, Recommendation
+from costapp.models.planner import PoolPlanSettings, Recommendation
 
 __all__ = [
     "BillingCharge",
@@ -56,6 +57,8 @@ __all__ = [
     "BudgetAlert",
     "OwnershipChange",
     "OwnershipSettings",
+    "PoolPlanSettings",
+    "Recommendation",
     "PoolPlanSettings",
     "Recommendation",
 ]
