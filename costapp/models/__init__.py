@@ -26,7 +26,6 @@ from costapp.models.core import (
 )
 from costapp.models.ownership import OwnershipChange, OwnershipSettings
 from costapp.models.planner import PoolPlanSettings, Recommendation
-from costapp.models.planner import PoolPlanSettings, Recommendation
 
 __all__ = [
     "BillingCharge",
@@ -57,8 +56,6 @@ __all__ = [
     "BudgetAlert",
     "OwnershipChange",
     "OwnershipSettings",
-    "PoolPlanSettings",
-    "Recommendation",
     "PoolPlanSettings",
     "Recommendation",
 ]
