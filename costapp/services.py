@@ -235,7 +235,16 @@ def overhead_for_window(cluster: Cluster, hour_starts: Iterable[datetime]) -> De
     """Σ hourly overhead over the distinct hours in which the cluster had node-hours."""
     hours = sorted(set(hour_starts))
     total = Decimal(0)
-    for item in Overhead.objects.filter(cluster=cluster):
+    if not hours:
+        return total
+    # Only rows that overlap the window: bill overhead adds one row per charge period (~720 per
+    # cluster-month), so an unbounded read grows with the whole billing history.
+    from django.db.models import Q
+
+    overlapping = Overhead.objects.filter(cluster=cluster).filter(
+        Q(start__isnull=True) | Q(start__lte=hours[-1]), Q(end__isnull=True) | Q(end__gt=hours[0])
+    )
+    for item in overlapping:
         n = sum(
             1 for h in hours
             if (item.start is None or h >= item.start) and (item.end is None or h < item.end)
