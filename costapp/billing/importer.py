@@ -1,4 +1,8 @@
-"""Import a FOCUS file into BillingCharge rows: streamed, atomic and idempotent.
+"""Import FOCUS charges into BillingCharge rows: streamed, atomic and idempotent.
+
+One path for everything: `import_focus_charges(charges, name=, sha256=, ...)` takes a stream of
+`FocusCharge` (one uploaded file, or every part of a cloud export delivery, CSV, CSV.gz or
+Parquet, chained); `import_focus_file(path, ...)` is a thin wrapper for one file.
 
 1. Hash the file (sha256, streamed) and record a BillingImport (status running) outside the
    transaction, so a failure leaves a visible failed import and no charges.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -40,7 +44,7 @@ from costapp.billing.focus import (
 from costapp.models import Cluster
 from costapp.models.billing import BillingCharge, BillingImport
 
-__all__ = ["ImportResult", "import_focus_file", "COPY_COLUMNS"]
+__all__ = ["COPY_COLUMNS", "ImportResult", "import_focus_charges", "import_focus_file"]
 
 ProgressFn = Callable[[int, int, str], None]
 """progress(done_rows, total_rows_or_0, message) — the same shape as services.ProgressFn."""
@@ -128,15 +132,43 @@ def import_focus_file(
     `cluster` is the cluster of charges whose tags name none (use it for a bill of an account
     dedicated to one cluster). `currency` is passed to the reader (see `iter_focus_rows`).
     Raises `BillingFileError` (after recording it on a failed BillingImport) for a bad file.
+    A thin wrapper over `import_focus_charges`.
     """
     path = Path(path)
     name = file_name or path.name
+    return import_focus_charges(
+        lambda: iter_focus_rows(path, source_name=name, currency=currency),
+        name=name,
+        sha256=file_sha256(path),
+        cluster=cluster,
+        progress=progress,
+    )
+
+
+def import_focus_charges(
+    charges: Iterable[FocusCharge] | Callable[[], Iterable[FocusCharge]],
+    *,
+    name: str,
+    sha256: str,
+    cluster: Cluster | None = None,
+    progress: ProgressFn | None = None,
+) -> ImportResult:
+    """Import a stream of charges (one file, or every part of one delivery) as ONE import.
+
+    The single import path: `import_focus_file` (uploads) and `billing.sync` (deliveries made of
+    several CSV, CSV.gz or Parquet parts) both end here. `charges` is an iterable, or a callable
+    returning one (so that opening the files happens inside the transaction and any
+    `BillingFileError` they raise is recorded). `sha256` identifies the content (a file's hash,
+    or a hash over a delivery's part ETags). All or nothing: any `BillingFileError` rolls every
+    part back, is recorded on a failed BillingImport, and is raised again.
+    """
     record = BillingImport.objects.create(
-        file_name=name, sha256=file_sha256(path), default_cluster=cluster
+        file_name=name[:500], sha256=sha256, default_cluster=cluster
     )
     try:
         with transaction.atomic():
-            result = _import(path, name, record, cluster, currency, progress)
+            stream = charges() if callable(charges) else charges
+            result = _import(stream, name, record, cluster, progress)
     except BillingFileError as exc:
         BillingImport.objects.filter(pk=record.pk).update(
             status=BillingImport.Status.FAILED, error=str(exc), finished_at=timezone.now()
@@ -146,11 +178,10 @@ def import_focus_file(
 
 
 def _import(
-    path: Path,
+    charges: Iterable[FocusCharge],
     name: str,
     record: BillingImport,
     cluster: Cluster | None,
-    currency: str | None,
     progress: ProgressFn | None,
 ) -> ImportResult:
     default_cluster = cluster.name if cluster else ""
@@ -246,7 +277,7 @@ def _import(
         if progress and count % PROGRESS_EVERY == 0:
             progress(count, 0, f"{name}: {count:,} rows")
 
-    rows = (cells(c) for c in iter_focus_rows(path, source_name=name, currency=currency))
+    rows = (cells(c) for c in charges)
     if connection.vendor == "postgresql":
         table = BillingCharge._meta.db_table
         cols = ", ".join(f'"{c}"' for c in COPY_COLUMNS)
