@@ -780,6 +780,9 @@ def evaluate(rec: Recommendation, what_if: WhatIf | None = None) -> dict[str, An
     monthly["saving_pct"] = (100 * monthly["saving"] / monthly["all_on_demand"]
                              if monthly["all_on_demand"] > 0 else 0.0)
     itype = rec.instance_type or "nodes"
+    util = float(np.sum(s["reserved"])) / (nodes * upn * n) if nodes else 0.0
+    options_used["reserved"] = {**options_used["reserved"],
+                                "discount_pct": 100 * options_used["reserved"]["discount"]}
     term = options["reserved"]["term_years"]
     words = _words(itype, nodes, term, peak_od, peak_spot, burst_from,
                    options["on_demand"]["cap_nodes"])
@@ -805,8 +808,8 @@ def evaluate(rec: Recommendation, what_if: WhatIf | None = None) -> dict[str, An
             "max_on_demand_nodes": peak_od,
             "max_spot_nodes": peak_spot,
             "serverless_above_nodes": burst_from,
-            "reserved_utilization": (float(np.sum(s["reserved"])) / (nodes * upn * n)
-                                     if nodes else 0.0),
+            "reserved_utilization": util,
+            "reserved_utilization_pct": 100 * util,
         },
         "monthly": monthly,
         "history": {

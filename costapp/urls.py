@@ -40,4 +40,5 @@ urlpatterns = [
     # Ownership and budgets: pages and /api/v1/{budgets,forecast,ownership/coverage}/.
     path("", include("costapp.views_ownership")),
     path("", include("costapp.api_budgets")),
+    path("", include("costapp.views_planner")),
 ]
