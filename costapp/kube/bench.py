@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -96,8 +97,10 @@ def run(url: str, page_size: int = 500) -> dict[str, Any]:
     base_mb = _rss_now_mb()
     exact_peak = _rss_reset()
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     sample = take_sample(api_client, page_size=page_size)
     seconds = time.perf_counter() - t0
+    cpu_seconds = time.process_time() - cpu0
     peak_mb = _rss_peak_mb()
     figures: dict[str, Any] = {
         "nodes": len(sample.nodes),
@@ -105,6 +108,7 @@ def run(url: str, page_size: int = 500) -> dict[str, Any]:
         "pod_usage": len(sample.pod_usage),
         "skipped": len(sample.skipped),
         "sample_seconds": round(seconds, 2),
+        "sample_cpu_seconds": round(cpu_seconds, 2),  # this process only, all threads
         "rss_before_mb": round(base_mb),
         "rss_peak_mb": round(peak_mb),
         "rss_peak_is_per_sample": exact_peak,
@@ -149,6 +153,7 @@ def run(url: str, page_size: int = 500) -> dict[str, Any]:
             "decode_and_convert_seconds": round(t_convert, 2),
             "decode_ratio": round(t_decode / t_json, 3),
             "decode_and_convert_ratio": round(t_convert / t_json, 3),
+            "load_average_1m": round(os.getloadavg()[0], 2),
         }
     )
     return figures
