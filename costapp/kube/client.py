@@ -32,6 +32,7 @@ Faults:
 from __future__ import annotations
 
 import gc
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -71,7 +72,7 @@ POD_SELECTOR = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
 
 ERR_FORBIDDEN = (
     "forbidden: cannot list {resource} at cluster scope — the service account needs `list` on "
-    "`{resource}`{group} (ClusterRole). Server said: {message}"
+    "`{plural}`{group} (ClusterRole). Server said: {message}"
 )
 ERR_UNAUTHORIZED = (
     "unauthorized: the API server rejected the credentials while listing {resource} "
@@ -139,8 +140,6 @@ def api_client_in_cluster() -> k8s.ApiClient:
 def _message(exc: ApiException) -> str:
     body = exc.body or ""
     try:
-        import json
-
         return str(json.loads(body).get("message", body))
     except (ValueError, AttributeError):
         return str(body)[:300] or str(exc.reason)
@@ -193,7 +192,10 @@ class _Reader:
                     group_text = f" in API group `{group}`" if group else ""
                     raise KubeAuthError(
                         ERR_FORBIDDEN.format(
-                            resource=resource, group=group_text, message=_message(exc)
+                            resource=resource,
+                            plural=resource.split(".")[0],
+                            group=group_text,
+                            message=_message(exc),
                         )
                     ) from exc
                 if status == 404:

@@ -245,3 +245,9 @@ def test_malformed_objects_are_skipped_and_counted() -> None:
         ("Pod", "x/weird"),
     ]
     assert all(k.reason.startswith("malformed") for k in s.skipped)
+
+
+def test_forbidden_metrics_names_the_metrics_api_group(server: FakeApiServer) -> None:
+    server.faults.forbid = {"pods.metrics.k8s.io"}
+    with pytest.raises(KubeAuthError, match="`list` on `pods` in API group `metrics.k8s.io`"):
+        sample(server)
