@@ -8,6 +8,7 @@ admins see and create every budget; a team member sees and creates budgets only 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
@@ -28,8 +29,8 @@ E_MONTH = "month must be YYYY-MM"
 
 
 class ThresholdSerializer(serializers.Serializer):
-    percent = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=1,
-                                       max_value=1000)
+    percent = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=Decimal(1),
+                                       max_value=Decimal(1000))
     basis = serializers.ChoiceField(choices=["actual", "forecast"])
 
     def to_internal_value(self, data):
@@ -51,7 +52,8 @@ class BudgetInputSerializer(serializers.Serializer):
                                            required=False, allow_null=True)
     namespace = serializers.CharField(max_length=253, required=False, allow_blank=True)
     period = serializers.ChoiceField(choices=Budget.Period.choices, default="monthly")
-    amount = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=0.01)
+    amount = serializers.DecimalField(max_digits=20, decimal_places=2,
+                                      min_value=Decimal("0.01"))
     thresholds = ThresholdSerializer(many=True, required=False)
     emails = serializers.ListField(child=serializers.EmailField(), required=False)
     webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
