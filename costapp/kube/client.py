@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 #: (connect, read) seconds for one page.
-DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 60.0)
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 POD_SELECTOR = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
 
 ERR_FORBIDDEN = (
