@@ -95,6 +95,8 @@ class Faults:
     forbid: resources (``pods``, ``nodes``, ``replicasets``…) answered 403 Forbidden.
     unauthorized: answer every request 401.
     no_metrics: metrics.k8s.io is not installed (404 for its paths).
+    garbage_requests: request numbers answered 200 with a body that is not JSON (a broken
+        proxy in the way).
     """
 
     delay: float = 0.0
@@ -105,6 +107,7 @@ class Faults:
     forbid: set[str] = field(default_factory=set)
     unauthorized: bool = False
     no_metrics: bool = False
+    garbage_requests: set[int] = field(default_factory=set)
 
 
 class FakeCluster:
@@ -282,6 +285,7 @@ class FakeApiServer:
             f = self.faults
             delay = f.delay if (f.slow_requests is None or number in f.slow_requests) else 0.0
             forced = f.fail_requests.get(number)
+            garbage = number in f.garbage_requests
         spec = PATHS.get(path)
         if spec is None:
             return (
@@ -308,6 +312,8 @@ class FakeApiServer:
         forced = forced or f.fail_resources.get(resource) or f.fail_resources.get(short)
         if forced:
             return forced, _forced_status(forced, resource), delay
+        if garbage:
+            return 200, b"<html><body>upstream connect error</body></html>", delay
         return self._list(resource, list_kind, api_version, query) + (delay,)
 
     def _list(

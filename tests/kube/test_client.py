@@ -251,3 +251,17 @@ def test_forbidden_metrics_names_the_metrics_api_group(server: FakeApiServer) ->
     server.faults.forbid = {"pods.metrics.k8s.io"}
     with pytest.raises(KubeAuthError, match="`list` on `pods` in API group `metrics.k8s.io`"):
         sample(server)
+
+
+def test_a_page_that_is_not_json_means_no_sample(server: FakeApiServer) -> None:
+    server.faults.garbage_requests = {2}
+    with pytest.raises(KubeError, match="listing nodes: Node list page is not a Kubernetes list"):
+        sample(server)
+
+
+def test_too_many_requests_waits_as_the_server_asks(server: FakeApiServer) -> None:
+    server.faults.fail_requests = {2: 429}
+    slept: list[float] = []
+    s = take_sample(server.api_client(), sleep=slept.append)
+    assert len(s.nodes) == 20
+    assert slept == [1.0]  # Retry-After: 1
