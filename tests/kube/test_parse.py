@@ -96,11 +96,9 @@ def test_real_metrics_server_lists_give_usage_in_cores_and_gib() -> None:
 
 def test_alibaba_gpu_nodes_count_their_gpus() -> None:
     yaml = pytest.importorskip("yaml")
-    docs = yaml.safe_load_all(
-        (DATA / "alibaba_openb_nodes/openb_node_list_gpu_node.yaml").read_text()
-    )
-    nodes = [d for d in docs if d]
-    page = _page("Node", nodes[:50])
+    text = (DATA / "alibaba_openb_nodes/openb_node_list_gpu_node.yaml").read_text()
+    nodes = [yaml.safe_load(doc) for doc in text.split("\n---\n")[:50]]
+    page = _page("Node", nodes)
     snaps = [parse.node_snapshot(n) for n in page.items]
     assert snaps[0].name == "openb-node-0000"
     assert (snaps[0].cpu_cores, snaps[0].ram_gib, snaps[0].gpus) == (64.0, 256.0, 2.0)
