@@ -13,7 +13,9 @@ One use case per public function (ARCHITECTURE.md, "Plan"):
 Units. A pool's unit is one vCPU of its instance type with that type's memory per vCPU (and GPUs
 per vCPU, for GPU pools). Hourly demand is the binding resource, hour by hour::
 
-    D_h = max(Σ cpu_alloc / s_h,  Σ ram_alloc / s_h / GiB_per_vCPU,  Σ gpu_request / s_h / GPU_per_vCPU)
+    D_h = max(Σ cpu_alloc / s_h,
+              Σ ram_alloc / s_h / GiB_per_vCPU,
+              Σ gpu_request / s_h / GPU_per_vCPU)
 
 where the sums run over the pool's PodHours of hour h (``*_alloc_sum`` is Σ max(request, usage)
 × seconds) and ``s_h`` is the seconds the collector covered that hour (3600 when unknown), so a
@@ -522,7 +524,9 @@ def parse_what_if(params: Mapping[str, str]) -> WhatIf:
         raise PlannerInputError("max_on_demand_nodes", "must be a whole number of nodes")
     raw_sl = (params.get("serverless") or "").strip().lower()
     if raw_sl and raw_sl not in ("on", "off", "true", "false", "1", "0"):
-        raise PlannerInputError("serverless", f"must be on or off, got {params.get('serverless')!r}")
+        raise PlannerInputError(
+            "serverless", f"must be on or off, got {params.get('serverless')!r}"
+        )
     return WhatIf(
         discount=None if discount is None else discount / 100,
         term_years=None if term is None else int(term),
@@ -634,7 +638,9 @@ def _apply_what_if(options: dict[str, Any], w: WhatIf) -> dict[str, Any]:
     if w.term_years is not None:
         reserved["term_years"] = w.term_years
         if w.discount is None:
-            reserved["discount"] = d.reserved_discount_by_term.get(w.term_years, reserved["discount"])
+            reserved["discount"] = d.reserved_discount_by_term.get(
+                w.term_years, reserved["discount"]
+            )
             reserved["source"] = f"default {w.term_years}-year discount (what-if)"
     if w.discount is not None:
         reserved["discount"] = w.discount

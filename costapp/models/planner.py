@@ -58,7 +58,8 @@ class Recommendation(models.Model):
         computed_at: when the plan was computed.
         history_start / history_end: first hour and the end of the last hour of demand used.
         history_days: hours of demand / 24 (hours the pool had no nodes are not counted).
-        instance_type: the pool's (most common) instance type; reserved capacity is whole nodes of it.
+        instance_type: the pool's (most common) instance type; reserved capacity is whole
+            nodes of it.
         units_per_node, gib_per_unit, gpus_per_unit: the pool's shape.
         options: purchase options and where each price came from (see `planner.PoolOptions`).
         plan: `allocation.plan.Plan.to_dict()` for the whole history plus the whole-node plan.
