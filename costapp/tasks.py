@@ -107,6 +107,16 @@ def sync_billing_sources() -> int:
 
 
 @shared_task(acks_late=True, soft_time_limit=3600, time_limit=3700)
+def import_billing_file(job_id: int, path: str, cluster_id: int | None = None) -> str:
+    """Import a spooled FOCUS file for a job: import, re-price, re-allocate (with progress).
+
+    A rejected file is an outcome (recorded on the job and the import), not a task error."""
+    from costapp.billing import service
+
+    return service.run_import_job(job_id, path, cluster_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=3600, time_limit=3700)
 def recompute_ownership(job_id: int) -> None:
     """Re-allocate the cluster-days an ownership rule change covers, with job progress."""
     from costapp import budgets, ownership_rules

@@ -40,5 +40,9 @@ urlpatterns = [
     # Ownership and budgets: pages and /api/v1/{budgets,forecast,ownership/coverage}/.
     path("", include("costapp.views_ownership")),
     path("", include("costapp.api_budgets")),
+    # Bills, reconciliation and jobs: /billing/..., /jobs/<id>/, /api/v1/{billing,reconciliation}/.
+    path("", include("costapp.views_billing")),
+    path("", include("costapp.views_jobs")),
+    path("", include("costapp.api_billing")),
     path("", include("costapp.views_planner")),
 ]
