@@ -249,3 +249,9 @@ def test_imports_api_post_starts_a_job(world, focus_bytes, django_capture_on_com
     job = Job.objects.get(pk=r.json()["job"])
     assert job.status == Job.Status.SUCCEEDED
     assert BillingImport.objects.get(pk=job.params["import_id"]).rows == 1000
+
+
+def test_nav_links_to_bills_for_finance_and_admins_only(world):
+    assert 'href="/billing/"' in client_for(world.finance).get(reverse("billing")).content.decode()
+    member_page = client_for(world.alice).get(reverse("overview")).content.decode()
+    assert 'href="/billing/"' not in member_page and "Log out" in member_page
