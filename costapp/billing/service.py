@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 JOB_KIND = "import_billing"
 UNMATCHED_LIMIT = 200
+E_NOT_RUN = "the import could not be run"
 E_FILE_GONE = "the uploaded file {name!r} is no longer on disk; upload it again"
 
 ProgressFn = Callable[[int, int, str], None]
@@ -242,9 +243,21 @@ def start_import_job(path: Path, file_name: str, cluster: Cluster | None, user=N
         cluster=cluster.name if cluster else None,
     )
     cluster_id = cluster.pk if cluster else None
-    transaction.on_commit(
-        lambda: tasks.import_billing_file.delay(job.pk, str(path), cluster_id)
-    )
+
+    def send() -> None:
+        # With Redis this only queues the task; without, it runs the import here. Either way a
+        # failure to run (broker down, an unexpected error inline) is shown on the job page
+        # rather than lost: the job would otherwise stay "queued" forever.
+        try:
+            tasks.import_billing_file.delay(job.pk, str(path), cluster_id)
+        except Exception as exc:
+            log.exception("import job %s could not run", job.pk)
+            Job.objects.filter(pk=job.pk).exclude(
+                status__in=[Job.Status.SUCCEEDED, Job.Status.FAILED]
+            ).update(status=Job.Status.FAILED, error=f"{E_NOT_RUN}: {exc}"[:5000],
+                     finished_at=timezone.now())
+
+    transaction.on_commit(send)
     return job
 
 

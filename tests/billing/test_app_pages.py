@@ -255,3 +255,18 @@ def test_nav_links_to_bills_for_finance_and_admins_only(world):
     assert 'href="/billing/"' in client_for(world.finance).get(reverse("billing")).content.decode()
     member_page = client_for(world.alice).get(reverse("overview")).content.decode()
     assert 'href="/billing/"' not in member_page and "Log out" in member_page
+
+
+def test_an_unexpected_error_fails_the_job_visibly_instead_of_a_500(
+    world, focus_bytes, django_capture_on_commit_callbacks, monkeypatch
+):
+    from costapp.billing import service
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(service, "import_bill", boom)
+    job = job_of(upload(client_for(world.finance), "x.csv", focus_bytes,
+                        django_capture_on_commit_callbacks))
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "database went away" in job.error
