@@ -265,3 +265,30 @@ def test_too_many_requests_waits_as_the_server_asks(server: FakeApiServer) -> No
     s = take_sample(server.api_client(), sleep=slept.append)
     assert len(s.nodes) == 20
     assert slept == [1.0]  # Retry-After: 1
+
+
+def test_the_fake_server_speaks_the_list_and_status_wire_format(server: FakeApiServer) -> None:
+    import json
+
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
+
+    core = k8s.CoreV1Api(server.api_client())
+    first = json.loads(core.list_node(limit=8, _preload_content=False).data)
+    assert (first["kind"], first["apiVersion"]) == ("NodeList", "v1")
+    meta = first["metadata"]
+    assert meta["resourceVersion"] and meta["continue"] and meta["remainingItemCount"] == 12
+    last = json.loads(
+        core.list_node(limit=8, _continue=meta["continue"], _preload_content=False).data
+    )
+    assert "remainingItemCount" in last["metadata"]  # 4 more after this page
+    server.faults.expire_continue = 1
+    with pytest.raises(ApiException) as err:
+        core.list_node(limit=8, _continue=meta["continue"], _preload_content=False)
+    status = json.loads(err.value.body)
+    assert (err.value.status, status["kind"], status["reason"], status["code"]) == (
+        410,
+        "Status",
+        "Expired",
+        410,
+    )
