@@ -20,6 +20,23 @@ from tests.costapp import conftest as costapp_fixtures
 celery_worker_process = costapp_fixtures.celery_worker_process
 
 
+@pytest.fixture
+def fresh_celery_connections():
+    """Drop the connection pool an earlier (eager, memory://) `.delay()` in this process left
+    behind, so the worker fixture's ping and our tasks go to its Redis broker."""
+    from costapp.celery import app
+
+    def reset() -> None:
+        if app._pool is not None:
+            app._pool.force_close_all()
+            app._pool = None
+        app.amqp._producer_pool = None
+
+    reset()
+    yield
+    reset()
+
+
 def wait_for(predicate, what: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -34,7 +51,7 @@ def finished(job_id: int) -> Job | None:
 
 @pytest.mark.celery
 def test_uploads_are_imported_and_reallocated_by_the_celery_worker(
-    celery_worker_process, settings, tmp_path, focus_bytes
+    fresh_celery_connections, celery_worker_process, settings, tmp_path, focus_bytes
 ):
     settings.BILLING_UPLOAD_DIR = str(tmp_path / "uploads")
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
