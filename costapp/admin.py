@@ -48,3 +48,27 @@ class OwnershipChangeAdmin(admin.ModelAdmin):
     list_display = ("created_at", "created_by", "source", "recompute", "days_marked", "job")
     readonly_fields = ("created_at", "created_by", "source", "diff", "recompute", "days_marked",
                        "job")
+
+
+# Billing sources (costapp.models.sources): configured here; secrets are env var NAMES only.
+@admin.register(models.BillingSource)
+class BillingSourceAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "location", "cluster", "enabled", "status", "last_checked_at",
+                    "failures")
+    readonly_fields = ("status", "last_checked_at", "last_success_at", "last_error", "failures",
+                       "next_attempt_at")
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "cluster", "currency", "enabled")}),
+        ("S3", {"fields": ("bucket", "prefix", "region", "endpoint_url", "access_key_id_env",
+                           "secret_access_key_env", "session_token_env")}),
+        ("Local folder", {"fields": ("path",)}),
+        ("Status", {"fields": readonly_fields}),
+    )
+
+
+@admin.register(models.BillingDelivery)
+class BillingDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("source", "slot", "billing_period", "status", "rows", "total_effective_cost",
+                    "started_at")
+    list_filter = ("source", "status")
+    readonly_fields = [f.name for f in models.BillingDelivery._meta.fields] + ["parts"]

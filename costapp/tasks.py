@@ -107,6 +107,17 @@ def sync_billing_sources() -> int:
 
 
 @shared_task(acks_late=True, soft_time_limit=3600, time_limit=3700)
+def sync_billing_source(source_id: int) -> dict:
+    """Check one billing source; import its new or restated deliveries (failures are recorded
+    on the source, which is retried with backoff, so this task never retries itself)."""
+    from costapp.billing import sync
+
+    r = sync.sync_source(source_id)
+    return {"source": r.source, "imported": r.imported, "rejected": r.rejected,
+            "unchanged": r.unchanged, "error": r.error, "skipped": r.skipped}
+
+
+@shared_task(acks_late=True, soft_time_limit=3600, time_limit=3700)
 def import_billing_file(job_id: int, path: str, cluster_id: int | None = None) -> str:
     """Import a spooled FOCUS file for a job: import, re-price, re-allocate (with progress).
 

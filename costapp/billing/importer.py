@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -152,6 +152,7 @@ def import_focus_charges(
     sha256: str,
     cluster: Cluster | None = None,
     progress: ProgressFn | None = None,
+    replaces: Collection[int] = (),
 ) -> ImportResult:
     """Import a stream of charges (one file, or every part of one delivery) as ONE import.
 
@@ -161,6 +162,10 @@ def import_focus_charges(
     `BillingFileError` they raise is recorded). `sha256` identifies the content (a file's hash,
     or a hash over a delivery's part ETags). All or nothing: any `BillingFileError` rolls every
     part back, is recorded on a failed BillingImport, and is raised again.
+
+    `replaces`: ids of earlier imports this one supersedes whole (a restated delivery of the
+    same export and billing period), on top of the usual replacement by (provider, billing
+    account, billing period): a restatement that drops an account leaves nothing behind.
     """
     record = BillingImport.objects.create(
         file_name=name[:500], sha256=sha256, default_cluster=cluster
@@ -168,10 +173,10 @@ def import_focus_charges(
     try:
         with transaction.atomic():
             stream = charges() if callable(charges) else charges
-            result = _import(stream, name, record, cluster, progress)
-    except BillingFileError as exc:
+            result = _import(stream, name, record, cluster, progress, replaces)
+    except Exception as exc:  # a bad file, or anything else: never leave a "running" import
         BillingImport.objects.filter(pk=record.pk).update(
-            status=BillingImport.Status.FAILED, error=str(exc), finished_at=timezone.now()
+            status=BillingImport.Status.FAILED, error=str(exc)[:5000], finished_at=timezone.now()
         )
         raise
     return result
@@ -183,6 +188,7 @@ def _import(
     record: BillingImport,
     cluster: Cluster | None,
     progress: ProgressFn | None,
+    replaces: Collection[int] = (),
 ) -> ImportResult:
     default_cluster = cluster.name if cluster else ""
     keys: set[tuple[str, str, datetime | None]] = set()
@@ -291,7 +297,6 @@ def _import(
         batch: list[BillingCharge] = []
         for r in rows:
             fields = dict(zip(COPY_COLUMNS, r, strict=True))
-            fields["tags"] = json.loads(fields["tags"])
             batch.append(BillingCharge(**fields))
             if len(batch) >= BATCH:
                 BillingCharge.objects.bulk_create(batch)
@@ -302,10 +307,16 @@ def _import(
     # 3. Replace what earlier imports said about the same (provider, account, period).
     replaced = 0
     replaced_imports: set[int] = set()
-    if keys:
-        q = Q()
-        for provider, account, period in keys:
-            q |= Q(provider_name=provider, billing_account_id=account, billing_period_start=period)
+    conds = [
+        Q(provider_name=provider, billing_account_id=account, billing_period_start=period)
+        for provider, account, period in keys
+    ]
+    if replaces:
+        conds.append(Q(billing_import_id__in=list(replaces)))
+    if conds:
+        q = conds[0]
+        for c in conds[1:]:
+            q |= c
         older = BillingCharge.objects.filter(q).exclude(billing_import_id=record.pk)
         replaced_imports = set(older.values_list("billing_import_id", flat=True).distinct())
         replaced, _ = older.delete()

@@ -26,9 +26,12 @@ from costapp.models.core import (
 )
 from costapp.models.ownership import OwnershipChange, OwnershipSettings
 from costapp.models.planner import PoolPlanSettings, Recommendation
+from costapp.models.sources import BillingDelivery, BillingSource
 
 __all__ = [
     "BillingCharge",
+    "BillingDelivery",
+    "BillingSource",
     "BillingImport",
     "CatalogPrice",
     "CustomPrice",
