@@ -107,12 +107,12 @@ def sync_billing_sources() -> int:
 
 
 @shared_task(acks_late=True, soft_time_limit=3600, time_limit=3700)
-def sync_billing_source(source_id: int) -> dict:
+def sync_billing_source(source_id: int, force: bool = False) -> dict:
     """Check one billing source; import its new or restated deliveries (failures are recorded
     on the source, which is retried with backoff, so this task never retries itself)."""
     from costapp.billing import sync
 
-    r = sync.sync_source(source_id)
+    r = sync.sync_source(source_id, force=force)
     return {"source": r.source, "imported": r.imported, "rejected": r.rejected,
             "unchanged": r.unchanged, "error": r.error, "skipped": r.skipped}
 

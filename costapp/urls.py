@@ -41,6 +41,7 @@ urlpatterns = [
     path("", include("costapp.views_ownership")),
     path("", include("costapp.api_budgets")),
     # Bills, reconciliation and jobs: /billing/..., /jobs/<id>/, /api/v1/{billing,reconciliation}/.
+    path("", include("costapp.views_sources")),  # /billing/sources/...
     path("", include("costapp.views_billing")),
     path("", include("costapp.views_jobs")),
     path("", include("costapp.api_billing")),
