@@ -7,11 +7,12 @@ import pytest
 from tests.reliability.stack import Stack
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def allocation_stack():
     """Private PostgreSQL + Redis (AOF on) with the schema, the demo world and one simulated,
     allocated day. Yields (stack, facts) where facts holds the cluster id, the day and the
-    reference totals of that day as allocated inline."""
+    reference totals of that day as allocated inline. One per test process (xdist worker):
+    the tests using it stop their workers and leave the day allocated."""
     stack = Stack(prefix="costapp-alloc-", redis_aof=True)
     try:
         stack.create_schema()
