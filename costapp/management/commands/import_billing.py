@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from costapp.billing.focus import BillingFileError
 from costapp.billing.importer import import_focus_file
@@ -80,6 +81,11 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"{opts['file']}: {exc}") from None
+        except DatabaseError as exc:  # e.g. PostgreSQL restarted: the transaction rolled back
+            raise CommandError(
+                f"{opts['file']}: the database failed during the import, so nothing of it was "
+                f"saved; run the import again. ({str(exc).splitlines()[0]})"
+            ) from None
         if tty:
             self.stdout.write("")
         self.stdout.write(summary)
