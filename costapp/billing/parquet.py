@@ -1,4 +1,4 @@
-"""Streaming reader for FOCUS bills in Parquet (what AWS Data Exports writes when asked for Parquet).
+"""Streaming reader for FOCUS bills in Parquet (as AWS Data Exports writes them on request).
 
 `iter_parquet_rows` yields the same `FocusCharge` records, with the same validation and the same
 `BillingFileError(file, row, column, reason)` as the CSV reader (`focus.iter_focus_rows`): every

@@ -276,7 +276,8 @@ class _s3_errors:
             code = _code(exc)
             if code in (
                 "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId",
-                "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "AuthorizationHeaderMalformed",
+                "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
+                "AuthorizationHeaderMalformed",
             ):
                 msg = E_BAD_CREDENTIALS.format(code=code, where=where)
             elif code in ("AccessDenied", "403", "AllAccessDisabled"):
@@ -413,7 +414,8 @@ def _read_manifest(store, d: PlannedDelivery, by_key: dict) -> None:
         if not isinstance(files, list) or not files:
             raise ValueError("dataFiles is missing or empty")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BillingFileError(key, None, None, E_BAD_MANIFEST.format(detail=str(exc)[:200]))
+        reason = E_BAD_MANIFEST.format(detail=str(exc)[:200])
+        raise BillingFileError(key, None, None, reason) from None
     root = _export_root(key)
     d.execution_id = str(doc.get("executionId") or "")[:200]
     period = doc.get("billingPeriod") or {}
@@ -553,6 +555,11 @@ def sync_source(source_id: int, *, force: bool = False) -> SyncResult:
     except SourceError as exc:
         errors.insert(0, str(exc))
         result.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - never leave a source "ok" after a crash
+        message = scrub(f"unexpected error ({type(exc).__name__}): {exc}", source)[:2000]
+        log.error("billing source %s: %s", source.name, message)
+        errors.insert(0, message)
+        result.error = message
     finally:
         _finish(source, errors, result)
     return result
@@ -687,8 +694,11 @@ def _import_delivery(
             progress=report,
             replaces=replaces,
         )
-    except (BillingFileError, _Changed, SourceError) as exc:
+    except Exception as exc:  # noqa: BLE001 - recorded on the delivery, the job and the source
         message = scrub(str(exc), source)
+        if not isinstance(exc, (BillingFileError, _Changed, SourceError)):
+            message = f"unexpected error ({type(exc).__name__}): {message}"[:2000]
+            log.error("billing source %s: %s: %s", source.name, d.slot, message)
         Job.objects.filter(pk=job.pk).update(
             status=Job.Status.FAILED, error=message, finished_at=timezone.now()
         )
@@ -709,17 +719,27 @@ def _import_delivery(
     delivery.finished_at = timezone.now()
     delivery.save()
     # 3. Re-price what the delivery covers, re-allocate the cluster-days that changed.
+    #    The import is committed whatever happens here; a failure leaves the days dirty for
+    #    the periodic `allocate_recent` and is shown on the job.
     progress(0, 0, "re-pricing node-hours")
-    repriced = reprice_after_import(result.import_id)
+    status = Job.Status.SUCCEEDED
     days = 0
-    for cluster in Cluster.objects.filter(name__in=[n for n, c in repriced.items() if c]):
-        days += services.allocate_dirty_days(cluster.pk, progress=progress)
+    try:
+        repriced = reprice_after_import(result.import_id)
+        for cluster in Cluster.objects.filter(name__in=[n for n, c in repriced.items() if c]):
+            days += services.allocate_dirty_days(cluster.pk, progress=progress)
+        after = f"{days} cluster-day(s) re-allocated"
+    except Exception as exc:  # noqa: BLE001
+        status = Job.Status.FAILED
+        after = f"re-pricing failed ({type(exc).__name__}: {scrub(str(exc), source)[:300]})"
+        log.error("billing source %s: %s: %s", source.name, d.slot, after)
     message = (
         f"{result.rows:,} rows, EffectiveCost {result.total_effective_cost}, "
-        f"{result.replaced_rows:,} earlier rows replaced; {days} cluster-day(s) re-allocated"
+        f"{result.replaced_rows:,} earlier rows replaced; {after}"
     )
     Job.objects.filter(pk=job.pk).update(
-        status=Job.Status.SUCCEEDED,
+        status=status,
+        error="" if status == Job.Status.SUCCEEDED else message,
         done=result.rows,
         total=result.rows,
         message=message[:500],
@@ -752,7 +772,9 @@ def _parquet_rows(local: list[tuple[StoredObject, Path]]) -> int:
         return 0
 
 
-def _charges(source: BillingSource, local: list[tuple[StoredObject, Path]]) -> Iterator[FocusCharge]:
+def _charges(
+    source: BillingSource, local: list[tuple[StoredObject, Path]]
+) -> Iterator[FocusCharge]:
     """Every part's charges in order; one currency across the delivery (the source's, else the
     first row's)."""
     currency = source.currency or None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import io
 
 import pytest
@@ -78,3 +77,21 @@ def test_the_command_adds_a_source_without_storing_a_secret(tmp_path, monkeypatc
     assert "AKIASECRETSECRET0001" not in str(list(BillingSource.objects.values()))
     call_command("add_billing_source", "folder", "--path", str(tmp_path), stdout=out)
     assert BillingSource.objects.get(name="folder").kind == "local"
+
+
+def test_an_unexpected_error_fails_the_delivery_not_silently(tmp_path, focus_sample, monkeypatch):
+    write_local(tmp_path, delivery(focus_sample, rows=50, parts=1, fmt="csv"))
+    source = BillingSource.objects.create(name="boom", kind="local", path=str(tmp_path))
+
+    def broken(*a, **kw):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(sync, "_parquet_rows", broken)
+    result = sync.sync_source(source.pk)
+    source.refresh_from_db()
+    assert source.status == "failing" and "RuntimeError" in source.last_error
+    d = BillingDelivery.objects.get(pk=result.rejected[0])
+    assert d.status == "failed" and d.fingerprint == ""  # read again at the next check
+    assert d.job.status == "failed" and BillingCharge.objects.count() == 0
+    monkeypatch.undo()
+    assert len(sync.sync_source(source.pk, force=True).imported) == 1

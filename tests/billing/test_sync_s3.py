@@ -105,7 +105,8 @@ def test_a_restatement_replaces_the_earlier_delivery_instead_of_adding(s3, focus
     first = sync.sync_source(source.pk).imported[0]
     # AWS overwrites the month: fewer rows now, gzip CSV this time, a new manifest.
     s3.client.delete_object(
-        Bucket="bills", Key=f"exports/{EXPORT}/data/BILLING_PERIOD={PERIOD}/{EXPORT}-00001.snappy.parquet"
+        Bucket="bills",
+        Key=f"exports/{EXPORT}/data/BILLING_PERIOD={PERIOD}/{EXPORT}-00001.snappy.parquet",
     )
     s3.put(delivery(focus_sample, rows=800, parts=2, fmt="csv"))
     result = sync.sync_source(source.pk)
