@@ -27,7 +27,7 @@ def test_cents_add_up_exactly(demo_cluster):
         assert line["total_cost"] == line["total_cost"].quantize(Decimal("0.01"))
     for team in st.teams:
         assert team["total_cost"] == sum(
-            (l["total_cost"] for l in st.lines if l["team"] == team["team"]), Decimal(0))
+            (x["total_cost"] for x in st.lines if x["team"] == team["team"]), Decimal(0))
     month_cost = sum((d.node_cost + d.overhead_cost
                       for d in ClusterDay.objects.filter(cluster=demo_cluster)), Decimal(0))
     everything = sum((t["total_cost"] for t in st.teams), Decimal(0))
@@ -36,14 +36,14 @@ def test_cents_add_up_exactly(demo_cluster):
 
 
 def test_one_teams_statement_has_the_same_lines_as_in_the_full_one(demo_cluster):
-    full = [l for l in chargeback.statement(DEMO_DAY).lines if l["team"] == "payments"]
+    full = [x for x in chargeback.statement(DEMO_DAY).lines if x["team"] == "payments"]
     one = chargeback.statement(DEMO_DAY, team="payments").lines
     assert one == full and one
 
 
 def test_member_sees_only_their_team(demo_cluster):
     st = chargeback.statement(DEMO_DAY, teams=frozenset({"search"}))
-    assert {l["team"] for l in st.lines} == {"search"}
+    assert {x["team"] for x in st.lines} == {"search"}
     assert st.clusters == []
 
 

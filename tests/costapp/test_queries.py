@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import allocation
 import pytest
 
+import allocation
 from costapp import queries, services
 from costapp.models import AllocationPolicy, Cluster, ClusterDay, ClusterHour, Overhead
 from tests.costapp.demo_data import DEMO_DAY, seed_demo
