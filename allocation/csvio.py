@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from allocation.errors import (
+    E_DUPLICATE_COLUMN,
     E_EMPTY_CELL,
     E_MISSING_COLUMN,
     E_NOT_A_NUMBER,
@@ -183,7 +184,13 @@ def _read_table(
         reader = csv.reader(handle)
         try:
             header = [h.strip() for h in next(reader, [])]
-            index = {name: i for i, name in enumerate(header)}
+            index: dict[str, int] = {}
+            for i, name in enumerate(header):
+                if name in index and name in (*required, *optional):  # which one is meant?
+                    raise AllocationError(
+                        E_DUPLICATE_COLUMN.format(source=source, row=1, column=name)
+                    )
+                index.setdefault(name, i)
             for name in required:
                 if name not in index:
                     raise AllocationError(

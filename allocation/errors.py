@@ -17,8 +17,10 @@ __all__ = [
     "E_DUPLICATE_AGGREGATE_KEY",
     "E_DUPLICATE_NODE_HOUR",
     "E_EMPTY_CELL",
+    "E_TOO_LARGE",
     "E_HOURS_RANGE",
     "E_LENGTH_MISMATCH",
+    "E_DUPLICATE_COLUMN",
     "E_MISSING_COLUMN",
     "E_NEGATIVE",
     "E_NOT_A_NUMBER",
@@ -44,9 +46,14 @@ class AllocationError(ValueError):
 
 # -- input cells (file, row, column) -------------------------------------------------------------
 E_MISSING_COLUMN = "{source}: row {row}, column {column}: required column is missing"
+E_DUPLICATE_COLUMN = "{source}: row {row}, column {column}: column appears more than once"
 E_EMPTY_CELL = "{source}: row {row}, column {column}: required value is empty"
 E_NOT_A_NUMBER = "{source}: row {row}, column {column}: {value!r} is not a number"
 E_NOT_FINITE = "{source}: row {row}, column {column}: value must be finite, got {value}"
+E_TOO_LARGE = (
+    "{source}: row {row}, column {column}: {value} is too large (at most 1e15; sums of such "
+    "values would overflow)"
+)
 E_NEGATIVE = "{source}: row {row}, column {column}: must not be negative, got {value}"
 E_HOURS_RANGE = "{source}: row {row}, column {column}: hours must be in (0, 1], got {value}"
 E_BAD_TIMESTAMP = (

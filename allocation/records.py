@@ -37,6 +37,7 @@ from allocation.errors import (
     E_POLICY_BAD_VALUE,
     E_POLICY_NOT_OBJECT,
     E_POLICY_UNKNOWN_KEY,
+    E_TOO_LARGE,
     AllocationError,
 )
 
@@ -589,6 +590,10 @@ def _check_hours(source: str, row_of: RowOf, hours: FloatArray) -> None:
         )
 
 
+MAX_QUANTITY = 1e15
+"""Largest accepted quantity or cost in an input cell (far above any real node or pod)."""
+
+
 def _check_quantity(
     source: str, row_of: RowOf, name: str, col: FloatArray, *, allow_nan: bool = False
 ) -> None:
@@ -597,6 +602,12 @@ def _check_quantity(
         i = int(np.argmax(bad))
         raise AllocationError(
             E_NOT_FINITE.format(source=source, row=row_of(i), column=name, value=col[i])
+        )
+    huge = col > MAX_QUANTITY  # 1e308 is finite, but Σ or × overflows to inf, then NaN money
+    if huge.any():
+        i = int(np.argmax(huge))
+        raise AllocationError(
+            E_TOO_LARGE.format(source=source, row=row_of(i), column=name, value=col[i])
         )
     neg = col < 0
     if neg.any():

@@ -69,6 +69,7 @@ MSG_FIELD_COUNT = "row has {got} fields but the header has {want} (truncated or 
 MSG_REQUIRED_NULL = "value is required but the cell is empty or NULL"
 MSG_NOT_A_NUMBER = "not a number: {value!r}"
 MSG_NOT_FINITE = "number is not finite: {value!r}"
+MSG_OUT_OF_RANGE = "number is too large to be a charge or quantity (|x| < 1e15): {value!r}"
 MSG_BAD_TIMESTAMP = "not an ISO 8601 timestamp: {value!r}"
 MSG_END_BEFORE_START = "ends before it starts: {start} > {end}"
 MSG_BAD_TAGS = "Tags is not a JSON object: {detail}"
@@ -84,6 +85,7 @@ MSG_COMPRESSED_TRUNCATED = "compressed stream is truncated or corrupt: {detail}"
 MSG_UNREADABLE = "file cannot be read: {detail}"
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
+_MAX_NUMBER = Decimal("1e15")  # quantities keep 15 integer digits, money 17 (models/billing.py)
 """Longest physical line read in one piece; bounds memory on a file without line breaks."""
 
 _NULLS = frozenset({"", "NULL", "null", "Null"})
@@ -484,6 +486,8 @@ class _CellParsers:
             raise self.error(row, col, MSG_NOT_A_NUMBER.format(value=v[:80])) from None
         if not d.is_finite():
             raise self.error(row, col, MSG_NOT_FINITE.format(value=v[:80]))
+        if abs(d) >= _MAX_NUMBER:  # beyond what the charge columns store (no DB error later)
+            raise self.error(row, col, MSG_OUT_OF_RANGE.format(value=v[:80]))
         return d
 
     def ts(self, v: str, col: str, row: int, required: bool) -> datetime | None:

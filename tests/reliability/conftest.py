@@ -60,3 +60,10 @@ def day_totals():
         return stack.django(DAY_TOTALS.format(**facts))
 
     return read
+
+
+@pytest.fixture(scope="session")
+def focus_bytes(shared_data) -> bytes:
+    """The official FOCUS 1.0 sample (1,000 rows), read from ../shared/data."""
+    return (shared_data / "01_focus" / "finops_focus_sample_data" / "focus_sample_1000.csv"
+            ).read_bytes()
