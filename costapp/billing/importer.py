@@ -34,7 +34,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from costapp.billing.focus import (
-    BillingFileError,
     FocusCharge,
     charge_kind,
     cluster_from_charge,
@@ -96,6 +95,10 @@ COPY_COLUMNS = (
 COPY_BINARY = True
 """COPY in binary format: PostgreSQL then receives timestamps and numerics ready-made instead
 of parsing their text (4 timestamps and 6 numerics per row), and psycopg's C dumpers build them."""
+
+COPY_QUEUED = True
+"""Send COPY data from a writer thread (psycopg's QueuedLibpqWriter), so parsing the next rows
+overlaps with PostgreSQL receiving the previous ones."""
 
 _PG_TYPES = {"bigint": "int8", "integer": "int4", "timestamp with time zone": "timestamptz"}
 
@@ -309,7 +312,11 @@ def _import(
         with connection.cursor() as cur:
             raw = cur.cursor  # the psycopg 3 cursor under Django's wrapper
             fmt = " (FORMAT BINARY)" if COPY_BINARY else ""
-            with raw.copy(f"COPY {table} ({cols}) FROM STDIN{fmt}") as copy:
+            # A writer thread sends while this one parses: PostgreSQL and Python overlap.
+            from psycopg.copy import QueuedLibpqWriter
+
+            writer = QueuedLibpqWriter(raw) if COPY_QUEUED else None
+            with raw.copy(f"COPY {table} ({cols}) FROM STDIN{fmt}", writer=writer) as copy:
                 if COPY_BINARY:
                     copy.set_types(_copy_types())
                 for r in rows:
