@@ -621,7 +621,9 @@ def _sync_delivery(
         if d.manifest is not None:
             _read_manifest(store, d, by_key)
     except BillingFileError as exc:
-        delivery.fingerprint = _fingerprint(d)
+        # A malformed manifest is not read again until it changes; a part it names that is not
+        # (yet) listed is looked for again at every check.
+        delivery.fingerprint = "" if exc.column == "dataFiles" else _fingerprint(d)
         return _reject(delivery, scrub(str(exc), source))
     delivery.execution_id = d.execution_id
     delivery.billing_period = d.billing_period

@@ -95,3 +95,15 @@ def test_an_unexpected_error_fails_the_delivery_not_silently(tmp_path, focus_sam
     assert d.job.status == "failed" and BillingCharge.objects.count() == 0
     monkeypatch.undo()
     assert len(sync.sync_source(source.pk, force=True).imported) == 1
+
+
+def test_a_part_not_yet_delivered_is_looked_for_again(tmp_path, focus_sample):
+    objects = delivery(focus_sample, rows=100, parts=2, fmt="csv")
+    late = next(k for k in objects if k.endswith("-00002.csv.gz"))
+    write_local(tmp_path, {k: v for k, v in objects.items() if k != late})
+    source = BillingSource.objects.create(name="slow", kind="local", path=str(tmp_path))
+    first = sync.sync_source(source.pk)
+    assert first.rejected and "not in the bucket" in first.error
+    write_local(tmp_path, {late: objects[late]})
+    second = sync.sync_source(source.pk, force=True)
+    assert len(second.imported) == 1 and BillingCharge.objects.count() == 100
