@@ -48,7 +48,8 @@ pytest: dev-deps
 ## test: install everything and run lint, type checks, Django checks and the whole suite
 test: system-deps dev-deps lint typecheck django-checks pytest
 
-## bench: the benchmarks (engine, sampling, billing import, API)
+## bench: the benchmarks (engine, sampling, billing import, API; bench_load: gunicorn under wrk)
 bench: dev-deps
 	$(BIN)/python -m allocation bench
 	DATABASE_URL=$(PG_URL) $(BIN)/python manage.py bench_sample
+	DATABASE_URL=$(PG_URL) $(BIN)/python manage.py bench_load
