@@ -52,12 +52,22 @@ class ImportSerializer(serializers.ModelSerializer):
                   "finished_at"]
 
 
+class _NameField(serializers.SlugRelatedField):
+    """A slug lookup that refuses NUL characters (PostgreSQL text cannot hold them: the query
+    itself would fail with a 500) with the field's ordinary "does not exist" 400."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", ""))
+        return super().to_internal_value(data)
+
+
 class UploadSerializer(serializers.Serializer):
     """The import command: a FOCUS file and, optionally, the cluster of untagged charges."""
 
     file = serializers.FileField()
-    cluster = serializers.SlugRelatedField(slug_field="name", queryset=Cluster.objects.all(),
-                                           required=False, allow_null=True)
+    cluster = _NameField(slug_field="name", queryset=Cluster.objects.all(), required=False,
+                         allow_null=True)
 
 
 class ImportListView(generics.ListAPIView):

@@ -183,7 +183,10 @@ def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...], defa
 
 
 def _csv_list(text: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in (text or "").split(",") if v.strip())
+    # NUL cannot be sent to PostgreSQL (the query would fail: a 500); no stored name holds
+    # one, so U+FFFD keeps such a value matching nothing instead.
+    return tuple(v.strip().replace("\x00", "\ufffd") for v in (text or "").split(",")
+                 if v.strip())
 
 
 def parse_month(text: str) -> date:
