@@ -15,10 +15,12 @@ random byte mutations). Here:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import csv
 import io
 import math
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,6 +57,8 @@ PODS = (
 )
 NODE_COST = 0.192 * 2 + 1.006 + 0.503
 
+SCRATCH = Path(tempfile.mkdtemp(prefix="costapp-fuzz-"))
+atexit.register(shutil.rmtree, SCRATCH, True)
 HOSTILE_CELLS = ["NaN", "nan", "inf", "-inf", "Infinity", "1e308", "1e309", "-1", "-0.192", "",
                  " ", "x" * 10_000, "0x10", "1_000", "=1+1", "\x00"]
 
@@ -103,8 +107,11 @@ def named_mutations(text: str) -> dict[str, bytes]:
 
 
 def run_engine(nodes: bytes, pods: bytes) -> tuple[int, str, Path]:
-    """`python -m allocation allocate` in-process: (exit code, stderr, out path)."""
-    d = Path(tempfile.mkdtemp(prefix="costapp-fuzz-"))
+    """`python -m allocation allocate` in-process: (exit code, stderr, out path). The files
+    live in one reused scratch directory (cleared each run), not one directory per example."""
+    d = SCRATCH
+    for old in d.iterdir():
+        old.unlink()
     (d / "nodes.csv").write_bytes(nodes)
     (d / "pods.csv").write_bytes(pods)
     out = d / "result.csv"

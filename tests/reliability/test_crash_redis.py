@@ -9,6 +9,8 @@ production Redis is checked rather than assumed.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from tests.reliability.stack import PrivateRedis, scratch_dir, wait_for
@@ -67,3 +69,4 @@ def test_without_an_append_only_file_a_redis_restart_loses_the_queue(allocation_
         assert volatile.client().llen("celery") == 0
     finally:
         volatile.kill()
+        shutil.rmtree(base, ignore_errors=True)
