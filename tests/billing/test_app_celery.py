@@ -27,9 +27,10 @@ def fresh_celery_connections():
     from costapp.celery import app
 
     def reset() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
-            app._pool = None
+        from kombu import pools
+
+        pools.reset()
+        app._pool = None
         app.amqp._producer_pool = None
 
     reset()

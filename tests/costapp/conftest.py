@@ -64,22 +64,26 @@ def celery_worker_process(transactional_db, settings):
     db_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     if "sqlite" in db["ENGINE"]:
         pytest.fail("Celery integration tests need PostgreSQL: set DATABASE_URL")
+    # A queue of its own per test process: concurrent suites sharing Redis never steal tasks.
+    queue = f"costapp-test-{os.getpid()}"
     app.conf.broker_url  # noqa: B018  load the Django settings first, then override them
     # With the CELERY_ settings namespace, the CELERY_* names are the ones Celery reads.
     app.conf.update(CELERY_BROKER_URL=url, CELERY_RESULT_BACKEND=url,
                     CELERY_TASK_ALWAYS_EAGER=False, broker_url=url, result_backend=url,
-                    task_always_eager=False)
+                    task_always_eager=False, CELERY_TASK_DEFAULT_QUEUE=queue,
+                    task_default_queue=queue)
     _reset_backend(app)
     import redis
 
     redis.Redis.from_url(url).flushdb()
     env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=url, DJANGO_SETTINGS_MODULE="costapp.settings")
     env.pop("COSTAPP_TEST_REDIS_URL", None)
+    env["CELERY_QUEUE"] = queue  # tasks the worker itself sends (groups) stay on this queue
     (REPO / "var").mkdir(exist_ok=True)
     log = open(REPO / "var" / f"celery-worker-{os.getpid()}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "costapp", "worker", "--pool=solo",
-         "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+         "--loglevel=info", "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
@@ -100,13 +104,20 @@ def celery_worker_process(transactional_db, settings):
     log.close()
     app.conf.update(CELERY_BROKER_URL="memory://", CELERY_RESULT_BACKEND=None,
                     CELERY_TASK_ALWAYS_EAGER=True, broker_url="memory://", result_backend=None,
-                    task_always_eager=True)
+                    task_always_eager=True, CELERY_TASK_DEFAULT_QUEUE="celery",
+                    task_default_queue="celery")
     _reset_backend(app)
 
 
 def _reset_backend(app) -> None:
-    """Celery caches the result backend per thread; drop it so the new setting applies."""
+    """Celery caches the result backend per thread and the broker connection pool per app;
+    drop both so the new settings apply (a pool closed by an earlier test is never reused)."""
     try:
         del app._local.backend
     except AttributeError:
         pass
+    from kombu import pools
+
+    pools.reset()  # closes and forgets every pooled connection (kombu keeps a global registry)
+    app._pool = None
+    app.amqp._producer_pool = None
