@@ -98,8 +98,15 @@ def fold_samples(
             nodes_seen[node.name] = node
             node_first.setdefault(node.name, taken)
             usage = sample.node_usage.get(node.name)
-            shape = (node.cpu_cores, node.ram_gib, node.gpus, node.instance_type, node.zone,
-                     node.node_pool, node.capacity_type)
+            shape = (
+                node.cpu_cores,
+                node.ram_gib,
+                node.gpus,
+                node.instance_type,
+                node.zone,
+                node.node_pool,
+                node.capacity_type,
+            )
             for hour, s in parts:
                 acc = node_acc[(node.name, hour)]
                 acc[0] += s
@@ -153,9 +160,7 @@ def fold_samples(
         _add_coverage(cluster, cov_acc)
         days = {h.date() for h in cov_acc}
         for day in days:
-            ClusterDay.objects.update_or_create(
-                cluster=cluster, day=day, defaults={"dirty": True}
-            )
+            ClusterDay.objects.update_or_create(cluster=cluster, day=day, defaults={"dirty": True})
         Cluster.objects.filter(pk=cluster.pk).update(
             last_sample_at=last,
             node_count=len(last_sample.nodes),
@@ -179,9 +184,15 @@ def _upsert_nodes(cluster, seen, first, now) -> dict[str, int]:
     create, update = [], []
     for name, snap in seen.items():
         fields = dict(
-            uid=snap.uid, provider_id=snap.provider_id, instance_type=snap.instance_type,
-            region=snap.region, zone=snap.zone, node_pool=snap.node_pool,
-            capacity_type=snap.capacity_type, labels=dict(snap.labels), last_seen=now,
+            uid=snap.uid,
+            provider_id=snap.provider_id,
+            instance_type=snap.instance_type,
+            region=snap.region,
+            zone=snap.zone,
+            node_pool=snap.node_pool,
+            capacity_type=snap.capacity_type,
+            labels=dict(snap.labels),
+            last_seen=now,
         )
         node = existing.get(name)
         if node is None:
@@ -194,8 +205,17 @@ def _upsert_nodes(cluster, seen, first, now) -> dict[str, int]:
     if update:
         Node.objects.bulk_update(
             update,
-            ["uid", "provider_id", "instance_type", "region", "zone", "node_pool",
-             "capacity_type", "labels", "last_seen"],
+            [
+                "uid",
+                "provider_id",
+                "instance_type",
+                "region",
+                "zone",
+                "node_pool",
+                "capacity_type",
+                "labels",
+                "last_seen",
+            ],
             batch_size=1000,
         )
     return dict(Node.objects.filter(cluster=cluster, name__in=list(seen)).values_list("name", "id"))
@@ -212,12 +232,21 @@ def _upsert_pods(cluster, seen, first, now) -> dict[str, int]:
         if uid in known:
             continue
         annotations = {k: v for k, v in snap.annotations.items() if k not in _DROP_ANNOTATIONS}
-        new.append(Pod(
-            cluster=cluster, namespace=snap.namespace, name=snap.name, uid=uid,
-            controller_kind=snap.controller_kind, controller=snap.controller,
-            labels=dict(snap.labels), annotations=annotations,
-            has_local_storage=snap.has_local_storage, first_seen=first[uid], last_seen=now,
-        ))
+        new.append(
+            Pod(
+                cluster=cluster,
+                namespace=snap.namespace,
+                name=snap.name,
+                uid=uid,
+                controller_kind=snap.controller_kind,
+                controller=snap.controller,
+                labels=dict(snap.labels),
+                annotations=annotations,
+                has_local_storage=snap.has_local_storage,
+                first_seen=first[uid],
+                last_seen=now,
+            )
+        )
     Pod.objects.bulk_create(new, batch_size=2000)
     if known:
         Pod.objects.filter(id__in=list(known.values())).update(last_seen=now)
@@ -229,12 +258,19 @@ def _upsert_pods(cluster, seen, first, now) -> dict[str, int]:
 
 def _upsert_namespaces(cluster, seen, now) -> None:
     rows = [
-        Namespace(cluster=cluster, name=name, labels=dict(ns.labels),
-                  annotations=dict(ns.annotations), last_seen=now)
+        Namespace(
+            cluster=cluster,
+            name=name,
+            labels=dict(ns.labels),
+            annotations=dict(ns.annotations),
+            last_seen=now,
+        )
         for name, ns in seen.items()
     ]
     Namespace.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["cluster", "name"],
+        rows,
+        update_conflicts=True,
+        unique_fields=["cluster", "name"],
         update_fields=["labels", "annotations", "last_seen"],
     )
 
@@ -265,14 +301,38 @@ def _add_node_hours(cluster, acc, shape, node_ids) -> None:
     rows = []
     for (name, hour), (secs, cpu_use, ram_use) in acc.items():
         cpu, ram, gpu, itype, zone, pool, ctype = shape[(name, hour)]
-        rows.append((node_ids[name], hour, secs, cpu_use, ram_use, cluster.pk, cpu, ram, gpu,
-                     itype, zone, pool, ctype))
+        rows.append(
+            (
+                node_ids[name],
+                hour,
+                secs,
+                cpu_use,
+                ram_use,
+                cluster.pk,
+                cpu,
+                ram,
+                gpu,
+                itype,
+                zone,
+                pool,
+                ctype,
+            )
+        )
     # cost and price_source take their database defaults; pricing fills them before allocation.
     additive_upsert(
-        "costapp_nodehour", ["node_id", "hour_start"],
+        "costapp_nodehour",
+        ["node_id", "hour_start"],
         ["seconds", "cpu_usage_sum", "ram_usage_sum"],
-        ["cluster_id", "cpu_cores", "ram_gib", "gpus", "instance_type", "zone", "node_pool",
-         "capacity_type"],
+        [
+            "cluster_id",
+            "cpu_cores",
+            "ram_gib",
+            "gpus",
+            "instance_type",
+            "zone",
+            "node_pool",
+            "capacity_type",
+        ],
         rows,
     )
 
@@ -284,9 +344,19 @@ def _add_pod_hours(cluster, acc, pod_ids, node_ids) -> None:
         if node in node_ids
     ]
     additive_upsert(
-        "costapp_podhour", ["pod_id", "node_id", "hour_start"],
-        ["seconds", "usage_seconds", "cpu_request_sum", "cpu_usage_sum", "cpu_alloc_sum",
-         "ram_request_sum", "ram_usage_sum", "ram_alloc_sum", "gpu_request_sum"],
+        "costapp_podhour",
+        ["pod_id", "node_id", "hour_start"],
+        [
+            "seconds",
+            "usage_seconds",
+            "cpu_request_sum",
+            "cpu_usage_sum",
+            "cpu_alloc_sum",
+            "ram_request_sum",
+            "ram_usage_sum",
+            "ram_alloc_sum",
+            "gpu_request_sum",
+        ],
         ["cluster_id"],
         rows,
     )
@@ -294,7 +364,9 @@ def _add_pod_hours(cluster, acc, pod_ids, node_ids) -> None:
 
 def _add_coverage(cluster, acc) -> None:
     additive_upsert(
-        "costapp_clusterhour", ["cluster_id", "hour_start"],
-        ["covered_seconds", "samples", "usage_seconds"], [],
+        "costapp_clusterhour",
+        ["cluster_id", "hour_start"],
+        ["covered_seconds", "samples", "usage_seconds"],
+        [],
         [(cluster.pk, hour, s, n, u) for hour, (s, n, u) in acc.items()],
     )

@@ -7,7 +7,7 @@ happens inside `transaction.atomic()`, and every function can be re-run without 
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -42,8 +42,15 @@ from costapp.ownership import OwnershipResolver
 log = logging.getLogger(__name__)
 
 # The grain of stored lines (ARCHITECTURE.md, step 3): queries aggregate from here.
-LINE_KEYS = ("cluster", "namespace", "controller_kind", "controller", "team", "node_pool",
-             "capacity_type")
+LINE_KEYS = (
+    "cluster",
+    "namespace",
+    "controller_kind",
+    "controller",
+    "team",
+    "node_pool",
+    "capacity_type",
+)
 IDLE_POLICIES = ("separate", "share-by-node", "share-by-cluster")
 ProgressFn = Callable[[int, int, str], None]
 
@@ -69,9 +76,8 @@ def ownership_resolver(cluster: Cluster) -> OwnershipResolver:
     )
     table = {
         ns: team
-        for ns, team, cluster_id in NamespaceTeam.objects.filter(
-            models_q_cluster(cluster)
-        ).values_list("namespace", "team__name", "cluster_id")
+        for ns, team, cluster_id in NamespaceTeam.objects.filter(models_q_cluster(cluster))
+        .values_list("namespace", "team__name", "cluster_id")
         # Global rows (cluster NULL) first so cluster-specific rows overwrite them; PostgreSQL
         # sorts NULL last by default, which let the global row win.
         .order_by(F("cluster_id").asc(nulls_first=True))
@@ -111,8 +117,13 @@ def price_cluster_range(cluster: Cluster, start: datetime, end: datetime) -> Cou
 
 
 # OpenCost's configs/default.json: $/core-hour, $/GiB-hour, $/GPU-hour (on-demand and spot).
-DEFAULT_UNIT_PRICES = {"cpu": 0.031611, "ram": 0.004237, "gpu": 0.95,
-                       "spot_cpu": 0.006655, "spot_ram": 0.000892}
+DEFAULT_UNIT_PRICES = {
+    "cpu": 0.031611,
+    "ram": 0.004237,
+    "gpu": 0.95,
+    "spot_cpu": 0.006655,
+    "spot_ram": 0.000892,
+}
 
 
 def _price_with_defaults(cluster: Cluster, start: datetime, end: datetime) -> Counter:
@@ -123,8 +134,11 @@ def _price_with_defaults(cluster: Cluster, start: datetime, end: datetime) -> Co
     updated = []
     for nh in rows:
         spot = nh.capacity_type == "spot"
-        hourly = (nh.cpu_cores * (p["spot_cpu"] if spot else p["cpu"])
-                  + nh.ram_gib * (p["spot_ram"] if spot else p["ram"]) + nh.gpus * p["gpu"])
+        hourly = (
+            nh.cpu_cores * (p["spot_cpu"] if spot else p["cpu"])
+            + nh.ram_gib * (p["spot_ram"] if spot else p["ram"])
+            + nh.gpus * p["gpu"]
+        )
         nh.cost = _money(hourly * nh.seconds / 3600.0)
         nh.price_source = "default"
         updated.append(nh)
@@ -150,16 +164,41 @@ class DayResult:
 def _engine_inputs(cluster: Cluster, start: datetime, end: datetime, label_keys: Iterable[str]):
     """Read one window's hourly rows into the engine's columnar inputs."""
     node_rows = list(
-        NodeHour.objects.filter(cluster=cluster, hour_start__gte=start, hour_start__lt=end)
-        .values_list("node_id", "node__name", "hour_start", "seconds", "cpu_cores", "ram_gib",
-                     "gpus", "cost", "node_pool", "capacity_type", "instance_type", "zone",
-                     "price_source")
+        NodeHour.objects.filter(
+            cluster=cluster, hour_start__gte=start, hour_start__lt=end
+        ).values_list(
+            "node_id",
+            "node__name",
+            "hour_start",
+            "seconds",
+            "cpu_cores",
+            "ram_gib",
+            "gpus",
+            "cost",
+            "node_pool",
+            "capacity_type",
+            "instance_type",
+            "zone",
+            "price_source",
+        )
     )
     pod_rows = list(
-        PodHour.objects.filter(cluster=cluster, hour_start__gte=start, hour_start__lt=end)
-        .values_list("pod_id", "node_id", "hour_start", "seconds", "usage_seconds",
-                     "cpu_request_sum", "cpu_usage_sum", "cpu_alloc_sum", "ram_request_sum",
-                     "ram_usage_sum", "ram_alloc_sum", "gpu_request_sum")
+        PodHour.objects.filter(
+            cluster=cluster, hour_start__gte=start, hour_start__lt=end
+        ).values_list(
+            "pod_id",
+            "node_id",
+            "hour_start",
+            "seconds",
+            "usage_seconds",
+            "cpu_request_sum",
+            "cpu_usage_sum",
+            "cpu_alloc_sum",
+            "ram_request_sum",
+            "ram_usage_sum",
+            "ram_alloc_sum",
+            "gpu_request_sum",
+        )
     )
     node_names = {r[0]: r[1] for r in node_rows}
     nodes = allocation.NodeHours(
@@ -179,12 +218,16 @@ def _engine_inputs(cluster: Cluster, start: datetime, end: datetime, label_keys:
         source=f"cluster {cluster.name} node-hours",
     )
     pod_ids = {r[0] for r in pod_rows}
-    pods_meta = {
-        p[0]: p
-        for p in Pod.objects.filter(id__in=pod_ids).values_list(
-            "id", "namespace", "name", "controller_kind", "controller", "labels", "annotations"
-        )
-    } if pod_ids else {}
+    pods_meta = (
+        {
+            p[0]: p
+            for p in Pod.objects.filter(id__in=pod_ids).values_list(
+                "id", "namespace", "name", "controller_kind", "controller", "labels", "annotations"
+            )
+        }
+        if pod_ids
+        else {}
+    )
     resolver = ownership_resolver(cluster)
     team_of, labels_of = {}, {}
     keys = tuple(label_keys)
@@ -246,7 +289,8 @@ def overhead_for_window(cluster: Cluster, hour_starts: Iterable[datetime]) -> De
     )
     for item in overlapping:
         n = sum(
-            1 for h in hours
+            1
+            for h in hours
             if (item.start is None or h >= item.start) and (item.end is None or h < item.end)
         )
         total += item.hourly * n
@@ -277,15 +321,27 @@ def allocate_cluster_day(cluster_id: int, day: date) -> DayResult:
     hour_starts = [datetime.fromtimestamp(int(h), UTC) for h in np.unique(nodes.hour_start)]
     overhead = overhead_for_window(cluster, hour_starts)
     if overhead:
-        lines.append(AllocationLine(
-            cluster=cluster, day=day, kind=AllocationLine.Kind.OVERHEAD, namespace="",
-            controller_kind="", controller="", team="", node_pool="", capacity_type="",
-            overhead_cost=overhead,
-        ))
+        lines.append(
+            AllocationLine(
+                cluster=cluster,
+                day=day,
+                kind=AllocationLine.Kind.OVERHEAD,
+                namespace="",
+                controller_kind="",
+                controller="",
+                team="",
+                node_pool="",
+                capacity_type="",
+                overhead_cost=overhead,
+            )
+        )
     node_cost = _money(float(nodes.cost.sum())) if len(nodes) else Decimal(0)
-    covered = ClusterHour.objects.filter(
-        cluster=cluster, hour_start__gte=start, hour_start__lt=end
-    ).aggregate(s=Sum("covered_seconds"))["s"] or 0.0
+    covered = (
+        ClusterHour.objects.filter(
+            cluster=cluster, hour_start__gte=start, hour_start__lt=end
+        ).aggregate(s=Sum("covered_seconds"))["s"]
+        or 0.0
+    )
     priced_by = Counter()
     if nodes.price_source is not None:
         for src, hrs in zip(nodes.price_source.values(), nodes.hours, strict=True):
@@ -294,12 +350,17 @@ def allocate_cluster_day(cluster_id: int, day: date) -> DayResult:
         AllocationLine.objects.filter(cluster=cluster, day=day).delete()
         AllocationLine.objects.bulk_create(lines, batch_size=2000)
         ClusterDay.objects.update_or_create(
-            cluster=cluster, day=day,
+            cluster=cluster,
+            day=day,
             defaults=dict(
-                allocated_at=timezone.now(), dirty=False, node_cost=node_cost,
-                overhead_cost=overhead, line_count=len(lines),
+                allocated_at=timezone.now(),
+                dirty=False,
+                node_cost=node_cost,
+                overhead_cost=overhead,
+                line_count=len(lines),
                 node_hours=float(nodes.hours.sum()) if len(nodes) else 0.0,
-                covered_seconds=covered, priced_by=dict(priced_by),
+                covered_seconds=covered,
+                priced_by=dict(priced_by),
             ),
         )
     return DayResult(cluster.name, day, len(lines), node_cost, overhead, len(pods))
@@ -313,19 +374,27 @@ def _lines_from_parts(cluster: Cluster, day: date, parts, keys) -> Iterable[Allo
     for i in range(len(w)):
         labels = {k[6:]: values[k][i] for k in label_keys if values[k][i] != UNALLOCATED}
         yield AllocationLine(
-            cluster=cluster, day=day, kind=AllocationLine.Kind.WORKLOAD,
-            namespace=values["namespace"][i], controller_kind=values["controller_kind"][i],
-            controller=values["controller"][i], team=values["team"][i],
-            node_pool=values["node_pool"][i], capacity_type=values["capacity_type"][i],
+            cluster=cluster,
+            day=day,
+            kind=AllocationLine.Kind.WORKLOAD,
+            namespace=values["namespace"][i],
+            controller_kind=values["controller_kind"][i],
+            controller=values["controller"][i],
+            team=values["team"][i],
+            node_pool=values["node_pool"][i],
+            capacity_type=values["capacity_type"][i],
             labels=labels,
-            cpu_core_hours=float(w.cpu_core_hours[i]), ram_gib_hours=float(w.ram_gib_hours[i]),
+            cpu_core_hours=float(w.cpu_core_hours[i]),
+            ram_gib_hours=float(w.ram_gib_hours[i]),
             gpu_hours=float(w.gpu_hours[i]),
             cpu_usage_core_hours=float(w.cpu_usage_core_hours[i]),
             cpu_request_core_hours=float(w.cpu_request_core_hours[i]),
             ram_usage_gib_hours=float(w.ram_usage_gib_hours[i]),
             ram_request_gib_hours=float(w.ram_request_gib_hours[i]),
-            cpu_cost=_money(w.cpu_cost[i]), ram_cost=_money(w.ram_cost[i]),
-            gpu_cost=_money(w.gpu_cost[i]), idle_by_node=_money(w.idle_by_node[i]),
+            cpu_cost=_money(w.cpu_cost[i]),
+            ram_cost=_money(w.ram_cost[i]),
+            gpu_cost=_money(w.gpu_cost[i]),
+            idle_by_node=_money(w.idle_by_node[i]),
             idle_by_cluster=_money(w.idle_by_cluster[i]),
         )
     idle = parts.idle
@@ -334,16 +403,30 @@ def _lines_from_parts(cluster: Cluster, day: date, parts, keys) -> Iterable[Allo
     for idle_policy in IDLE_POLICIES:
         cols = idle.for_policy(idle_policy)
         for i in range(len(idle)):
-            cpu, ram, gpu = float(cols.cpu_cost[i]), float(cols.ram_cost[i]), float(cols.gpu_cost[i])
+            cpu, ram, gpu = (
+                float(cols.cpu_cost[i]),
+                float(cols.ram_cost[i]),
+                float(cols.gpu_cost[i]),
+            )
             if cpu == 0 and ram == 0 and gpu == 0 and idle_policy != "separate":
                 continue
             yield AllocationLine(
-                cluster=cluster, day=day, kind=AllocationLine.Kind.IDLE, idle_policy=idle_policy,
-                namespace=IDLE, controller_kind=IDLE, controller=IDLE, team=IDLE,
-                node_pool=pools[i], capacity_type=ctypes[i],
+                cluster=cluster,
+                day=day,
+                kind=AllocationLine.Kind.IDLE,
+                idle_policy=idle_policy,
+                namespace=IDLE,
+                controller_kind=IDLE,
+                controller=IDLE,
+                team=IDLE,
+                node_pool=pools[i],
+                capacity_type=ctypes[i],
                 cpu_core_hours=float(cols.cpu_core_hours[i]),
-                ram_gib_hours=float(cols.ram_gib_hours[i]), gpu_hours=float(cols.gpu_hours[i]),
-                cpu_cost=_money(cpu), ram_cost=_money(ram), gpu_cost=_money(gpu),
+                ram_gib_hours=float(cols.ram_gib_hours[i]),
+                gpu_hours=float(cols.gpu_hours[i]),
+                cpu_cost=_money(cpu),
+                ram_cost=_money(ram),
+                gpu_cost=_money(gpu),
             )
 
 
@@ -364,8 +447,13 @@ def allocate_dirty_days(cluster_id: int | None = None, progress: ProgressFn | No
 
 
 def simulate_history(
-    cluster: Cluster, days: int, *, end: datetime | None = None, step_seconds: int = 300,
-    progress: ProgressFn | None = None, scale: float = 1.0,
+    cluster: Cluster,
+    days: int,
+    *,
+    end: datetime | None = None,
+    step_seconds: int = 300,
+    progress: ProgressFn | None = None,
+    scale: float = 1.0,
 ) -> FoldStats:
     """Feed `days` of simulated samples, ending at `end` (default now), through ingestion."""
     from costapp.simulate import SimulatedCluster
@@ -388,9 +476,7 @@ def simulate_history(
         while s <= chunk_end:
             times.append(s)
             s += timedelta(seconds=step_seconds)
-        stats = fold_samples(
-            cluster, (sim.sample(x) for x in times), interval_seconds=step_seconds
-        )
+        stats = fold_samples(cluster, (sim.sample(x) for x in times), interval_seconds=step_seconds)
         total.samples += stats.samples
         total.pod_hours += stats.pod_hours
         total.days |= stats.days

@@ -88,30 +88,60 @@ NAMESPACES = {
 
 WORKLOADS = (
     Workload("payments", "Deployment", "payments-api", "general", 6, 0.5, 1.0, usage=0.7),
-    Workload("payments", "StatefulSet", "ledger-db", "general", 3, 1.0, 4.0, scales=False,
-             usage=0.35),
+    Workload(
+        "payments", "StatefulSet", "ledger-db", "general", 3, 1.0, 4.0, scales=False, usage=0.35
+    ),
     Workload("checkout", "Deployment", "checkout-web", "general", 8, 0.25, 0.5, usage=1.6),
     Workload("checkout", "Deployment", "cart", "spot", 4, 0.5, 1.0, usage=0.5),
-    Workload("search", "Deployment", "search-api", "general", 5, 1.0, 2.0, usage=0.8,
-             team_label="search"),
-    Workload("search", "Deployment", "indexer", "spot", 6, 1.0, 3.0, usage=0.9,
-             team_label="search"),
-    Workload("data-batch", "CronJob", "nightly-etl", "spot", 12, 2.0, 8.0, scales=False,
-             usage=1.1, cron_hours=24, run_minutes=150),
-    Workload("data-batch", "CronJob", "hourly-rollup", "spot", 3, 1.0, 2.0, scales=False,
-             usage=0.9, cron_hours=1, run_minutes=20),
-    Workload("ml-training", "Deployment", "trainer", "gpu", 2, 8.0, 48.0, 1.0, scales=False,
-             usage=0.9),
+    Workload(
+        "search", "Deployment", "search-api", "general", 5, 1.0, 2.0, usage=0.8, team_label="search"
+    ),
+    Workload(
+        "search", "Deployment", "indexer", "spot", 6, 1.0, 3.0, usage=0.9, team_label="search"
+    ),
+    Workload(
+        "data-batch",
+        "CronJob",
+        "nightly-etl",
+        "spot",
+        12,
+        2.0,
+        8.0,
+        scales=False,
+        usage=1.1,
+        cron_hours=24,
+        run_minutes=150,
+    ),
+    Workload(
+        "data-batch",
+        "CronJob",
+        "hourly-rollup",
+        "spot",
+        3,
+        1.0,
+        2.0,
+        scales=False,
+        usage=0.9,
+        cron_hours=1,
+        run_minutes=20,
+    ),
+    Workload(
+        "ml-training", "Deployment", "trainer", "gpu", 2, 8.0, 48.0, 1.0, scales=False, usage=0.9
+    ),
     Workload("storefront", "Deployment", "storefront", "general", 6, 0.5, 1.0, usage=0.1),
-    Workload("legacy", "Deployment", "old-reporting", "general", 2, 1.0, 2.0, scales=False,
-             usage=0.05),
+    Workload(
+        "legacy", "Deployment", "old-reporting", "general", 2, 1.0, 2.0, scales=False, usage=0.05
+    ),
     Workload("kube-system", "DaemonSet", "kube-proxy", "*", 1, 0.1, 0.125, scales=False),
-    Workload("kube-system", "Deployment", "coredns", "general", 2, 0.1, 0.07, scales=False,
-             usage=0.3),
-    Workload("monitoring", "DaemonSet", "node-exporter", "*", 1, 0.1, 0.18, scales=False,
-             usage=0.4),
-    Workload("monitoring", "StatefulSet", "prometheus", "general", 1, 1.0, 8.0, scales=False,
-             usage=0.8),
+    Workload(
+        "kube-system", "Deployment", "coredns", "general", 2, 0.1, 0.07, scales=False, usage=0.3
+    ),
+    Workload(
+        "monitoring", "DaemonSet", "node-exporter", "*", 1, 0.1, 0.18, scales=False, usage=0.4
+    ),
+    Workload(
+        "monitoring", "StatefulSet", "prometheus", "general", 1, 1.0, 8.0, scales=False, usage=0.8
+    ),
 )
 
 TEAMS = ("payments", "checkout", "search", "data", "ml", "storefront", "platform")
@@ -222,16 +252,28 @@ class SimulatedCluster:
             "topology.kubernetes.io/zone": zone,
             "topology.kubernetes.io/region": "us-east-1",
             "eks.amazonaws.com/nodegroup": pool.name,
-            "eks.amazonaws.com/capacityType": "SPOT" if pool.capacity_type == "spot"
+            "eks.amazonaws.com/capacityType": "SPOT"
+            if pool.capacity_type == "spot"
             else "ON_DEMAND",
             "kubernetes.io/os": "linux",
         }
         return NodeSnapshot(
-            name=name, uid=f"{_h(self.name, name):032x}", provider_id=f"aws:///{zone}/{instance_id}",
-            instance_type=pool.instance_type, region="us-east-1", zone=zone, node_pool=pool.name,
-            capacity_type=pool.capacity_type, cpu_cores=pool.cpu, ram_gib=pool.ram_gib,
-            gpus=pool.gpus, alloc_cpu_cores=pool.cpu - 0.09, alloc_ram_gib=pool.ram_gib * 0.93,
-            alloc_gpus=pool.gpus, labels=labels, created=None,
+            name=name,
+            uid=f"{_h(self.name, name):032x}",
+            provider_id=f"aws:///{zone}/{instance_id}",
+            instance_type=pool.instance_type,
+            region="us-east-1",
+            zone=zone,
+            node_pool=pool.name,
+            capacity_type=pool.capacity_type,
+            cpu_cores=pool.cpu,
+            ram_gib=pool.ram_gib,
+            gpus=pool.gpus,
+            alloc_cpu_cores=pool.cpu - 0.09,
+            alloc_ram_gib=pool.ram_gib * 0.93,
+            alloc_gpus=pool.gpus,
+            labels=labels,
+            created=None,
         )
 
     # --- one sample ---
@@ -241,7 +283,9 @@ class SimulatedCluster:
         t = t.astimezone(UTC)
         specs = self._pod_specs(t)
         counts = self._node_counts(specs)
-        nodes = {pool.name: [self._node(pool, i) for i in range(counts[pool.name])] for pool in POOLS}
+        nodes = {
+            pool.name: [self._node(pool, i) for i in range(counts[pool.name])] for pool in POOLS
+        }
         pods: list[PodSnapshot] = []
         usage: dict[tuple[str, str], Usage] = {}
         node_use: dict[str, list[float]] = {}
@@ -261,13 +305,25 @@ class SimulatedCluster:
                 labels["team"] = w.team_label
             if w.namespace == "search" and w.name == "indexer":
                 labels["app.kubernetes.io/part-of"] = "search"
-            pods.append(PodSnapshot(
-                namespace=w.namespace, name=name, uid=f"{_h(self.name, w.namespace, name):032x}",
-                node=node.name, cpu_request=w.cpu, ram_request_gib=w.ram_gib, gpu_request=w.gpu,
-                cpu_limit=w.cpu * 2, ram_limit_gib=w.ram_gib * 1.5, controller_kind=kind,
-                controller=controller, labels=labels, annotations={},
-                has_local_storage=w.kind == "StatefulSet", created=None,
-            ))
+            pods.append(
+                PodSnapshot(
+                    namespace=w.namespace,
+                    name=name,
+                    uid=f"{_h(self.name, w.namespace, name):032x}",
+                    node=node.name,
+                    cpu_request=w.cpu,
+                    ram_request_gib=w.ram_gib,
+                    gpu_request=w.gpu,
+                    cpu_limit=w.cpu * 2,
+                    ram_limit_gib=w.ram_gib * 1.5,
+                    controller_kind=kind,
+                    controller=controller,
+                    labels=labels,
+                    annotations={},
+                    has_local_storage=w.kind == "StatefulSet",
+                    created=None,
+                )
+            )
             jitter = 0.75 + 0.5 * _noise(self.seed, name, int(t.timestamp() // 300))
             drift = 0.9 + 0.2 * _noise(self.seed, w.name, day)
             factor = w.usage * jitter * drift * (load if w.scales else 1.0) ** 0.5
@@ -295,7 +351,13 @@ class SimulatedCluster:
         ]
         all_nodes = [n for pool_nodes in nodes.values() for n in pool_nodes]
         return Sample(
-            taken_at=t, nodes=all_nodes, pods=pods, namespaces=namespaces, pod_usage=usage,
+            taken_at=t,
+            nodes=all_nodes,
+            pods=pods,
+            namespaces=namespaces,
+            pod_usage=usage,
             node_usage={k: Usage(v[0] + 0.3, v[1] + 1.5) for k, v in node_use.items()},
-            metrics_available=True, skipped=[], workload_replicas={},
+            metrics_available=True,
+            skipped=[],
+            workload_replicas={},
         )

@@ -61,30 +61,58 @@ def celery_worker_process(transactional_db, settings):
 
     url = _redis_url()
     db = connection.settings_dict
-    db_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    db_url = (
+        f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
     if "sqlite" in db["ENGINE"]:
         pytest.fail("Celery integration tests need PostgreSQL: set DATABASE_URL")
     # A queue of its own per test process: concurrent suites sharing Redis never steal tasks.
     queue = f"costapp-test-{os.getpid()}"
     app.conf.broker_url  # noqa: B018  load the Django settings first, then override them
     # With the CELERY_ settings namespace, the CELERY_* names are the ones Celery reads.
-    app.conf.update(CELERY_BROKER_URL=url, CELERY_RESULT_BACKEND=url,
-                    CELERY_TASK_ALWAYS_EAGER=False, broker_url=url, result_backend=url,
-                    task_always_eager=False, CELERY_TASK_DEFAULT_QUEUE=queue,
-                    task_default_queue=queue)
+    app.conf.update(
+        CELERY_BROKER_URL=url,
+        CELERY_RESULT_BACKEND=url,
+        CELERY_TASK_ALWAYS_EAGER=False,
+        broker_url=url,
+        result_backend=url,
+        task_always_eager=False,
+        CELERY_TASK_DEFAULT_QUEUE=queue,
+        task_default_queue=queue,
+    )
     _reset_backend(app)
     import redis
 
     redis.Redis.from_url(url).flushdb()
-    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=url, DJANGO_SETTINGS_MODULE="costapp.settings")
+    env = dict(
+        os.environ, DATABASE_URL=db_url, REDIS_URL=url, DJANGO_SETTINGS_MODULE="costapp.settings"
+    )
     env.pop("COSTAPP_TEST_REDIS_URL", None)
     env["CELERY_QUEUE"] = queue  # tasks the worker itself sends (groups) stay on this queue
     (REPO / "var").mkdir(exist_ok=True)
     log = open(REPO / "var" / f"celery-worker-{os.getpid()}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "costapp", "worker", "--pool=solo",
-         "--loglevel=info", "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "costapp",
+            "worker",
+            "--pool=solo",
+            "--loglevel=info",
+            "-Q",
+            queue,
+            "-n",
+            f"{queue}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -102,10 +130,16 @@ def celery_worker_process(transactional_db, settings):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
-    app.conf.update(CELERY_BROKER_URL="memory://", CELERY_RESULT_BACKEND=None,
-                    CELERY_TASK_ALWAYS_EAGER=True, broker_url="memory://", result_backend=None,
-                    task_always_eager=True, CELERY_TASK_DEFAULT_QUEUE="celery",
-                    task_default_queue="celery")
+    app.conf.update(
+        CELERY_BROKER_URL="memory://",
+        CELERY_RESULT_BACKEND=None,
+        CELERY_TASK_ALWAYS_EAGER=True,
+        broker_url="memory://",
+        result_backend=None,
+        task_always_eager=True,
+        CELERY_TASK_DEFAULT_QUEUE="celery",
+        task_default_queue="celery",
+    )
     _reset_backend(app)
 
 

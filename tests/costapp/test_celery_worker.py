@@ -21,10 +21,12 @@ def test_worker_allocates_a_day_once_even_when_the_task_runs_twice(celery_worker
 
     first = tasks.allocate_day.delay(cluster.pk, day.isoformat()).get(timeout=120)
     total_once = AllocationLine.objects.filter(cluster=cluster, day=day).aggregate(
-        s=Sum("cpu_cost"))["s"]
+        s=Sum("cpu_cost")
+    )["s"]
     second = tasks.allocate_day.delay(cluster.pk, day.isoformat()).get(timeout=120)
     total_twice = AllocationLine.objects.filter(cluster=cluster, day=day).aggregate(
-        s=Sum("cpu_cost"))["s"]
+        s=Sum("cpu_cost")
+    )["s"]
 
     assert first["lines"] == second["lines"] > 0
     assert total_once == total_twice > 0
@@ -39,10 +41,13 @@ def test_allocate_range_fans_out_one_task_per_day(celery_worker_process):
     services.simulate_history(cluster, 2, end=END, step_seconds=900)
     days = sorted(ClusterDay.objects.filter(cluster=cluster).values_list("day", flat=True))
     n = tasks.allocate_range.delay(cluster.pk, days[0].isoformat(), days[-1].isoformat()).get(
-        timeout=60)
+        timeout=60
+    )
     assert n == len(days)
     deadline = time.monotonic() + 120
     while ClusterDay.objects.filter(cluster=cluster, dirty=True).exists():
         assert time.monotonic() < deadline, "day tasks did not finish"
         time.sleep(0.5)
-    assert AllocationLine.objects.filter(cluster=cluster).values("day").distinct().count() == len(days)
+    assert AllocationLine.objects.filter(cluster=cluster).values("day").distinct().count() == len(
+        days
+    )
