@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db import transaction
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from rest_framework import serializers, status
@@ -203,7 +204,10 @@ class BudgetDetail(APIView):
         budget = self._get(request, pk)
         _check_may_manage(request.user, {"scope": budget.scope, "team": budget.team})
         budget.delete()
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        # 204 has no body, so no Content-Type either (as the schema documents it).
+        response = HttpResponse(status=status.HTTP_204_NO_CONTENT)
+        del response["Content-Type"]
+        return response
 
 
 def parse_month(value: str | None) -> date:

@@ -190,6 +190,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Kubernetes cost allocation, chargeback, budgets and capacity plans.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "costapp.schema.add_error_responses",
+    ],
 }
 
 # --- costapp ---

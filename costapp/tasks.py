@@ -98,11 +98,11 @@ def refresh_recommendations() -> int:
 
 @shared_task(soft_time_limit=600, time_limit=660)
 def sync_billing_sources() -> int:
-    """Check every billing source for new or restated exports (hourly)."""
-    try:
-        from costapp.billing import sync
-    except ImportError:
-        return 0
+    """Check every billing source for new or restated exports (hourly), and close imports that a
+    crash left `running`."""
+    from costapp.billing import service, sync
+
+    service.fail_stale_imports()
     return sync.sync_all()
 
 

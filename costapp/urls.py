@@ -46,3 +46,4 @@ urlpatterns = [
     path("", include("costapp.api_billing")),
     path("", include("costapp.views_planner")),
 ]
+handler404 = "costapp.views.not_found"

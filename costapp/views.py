@@ -395,3 +395,12 @@ def api_docs(request: HttpRequest) -> HttpResponse:
                               "parameters": op.get("parameters", [])})
     return render(request, "api_docs.html", {"endpoints": endpoints, "page": "docs",
                                              "info": schema.get("info", {})})
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """404 handler: JSON under /api/ (as the schema documents), the usual page elsewhere."""
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)

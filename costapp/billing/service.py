@@ -549,3 +549,20 @@ def latest_bill_month() -> date | None:
     """The month of the newest charge (the reconciliation page's default month)."""
     last = BillingCharge.objects.aggregate(m=Max("charge_period_start"))["m"]
     return last.date().replace(day=1) if last else None
+
+
+STALE_IMPORT = "interrupted: the process importing this file died (database or worker crash); "
+STALE_IMPORT += "nothing of it was kept — import it again"
+
+
+def fail_stale_imports(older_than: timedelta = timedelta(hours=2)) -> int:
+    """Mark imports still `running` long after any import could take as failed.
+
+    An import's row is written before its transaction so failures are visible; if the process
+    dies with the database, nothing marks it failed (its charges were rolled back). Beat calls
+    this hourly through `tasks.sync_billing_sources`.
+    """
+    cutoff = timezone.now() - older_than
+    return BillingImport.objects.filter(
+        status=BillingImport.Status.RUNNING, started_at__lt=cutoff
+    ).update(status=BillingImport.Status.FAILED, error=STALE_IMPORT, finished_at=timezone.now())

@@ -270,3 +270,21 @@ def test_an_unexpected_error_fails_the_job_visibly_instead_of_a_500(
                         django_capture_on_commit_callbacks))
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and "database went away" in job.error
+
+
+@pytest.mark.django_db
+def test_an_import_left_running_by_a_crash_is_marked_failed_later():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from costapp.billing.service import STALE_IMPORT, fail_stale_imports
+
+    old = BillingImport.objects.create(file_name="old.csv", sha256="x")
+    BillingImport.objects.filter(pk=old.pk).update(started_at=timezone.now() - timedelta(hours=3))
+    fresh = BillingImport.objects.create(file_name="fresh.csv", sha256="y")
+    assert fail_stale_imports() == 1
+    old.refresh_from_db()
+    fresh.refresh_from_db()
+    assert old.status == "failed" and old.error == STALE_IMPORT
+    assert fresh.status == "running"
