@@ -72,3 +72,24 @@ class HasCostAccess(BasePermission):
         return bool(request.user and request.user.is_authenticated) and has_any_access(
             request.user
         )
+
+
+def finance_only(message: str):
+    """A view decorator: finance staff and admins only, others get 403 with `message`.
+
+    (Anonymous users never get here: the login middleware redirects them first.)
+    """
+    from functools import wraps
+
+    from django.core.exceptions import PermissionDenied
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not sees_everything(request.user):
+                raise PermissionDenied(message)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

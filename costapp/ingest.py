@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from django.db import connection, transaction
 
 from costapp.kube.records import Sample
-from costapp.models import Cluster, ClusterDay, Namespace, Node, Pod
+from costapp.models import Cluster, ClusterDay, Namespace, Node, Pod, PodHour
 
 HOUR = 3600.0
 # Annotations never worth keeping: a full copy of the manifest.
@@ -346,17 +346,7 @@ def _add_pod_hours(cluster, acc, pod_ids, node_ids) -> None:
     additive_upsert(
         "costapp_podhour",
         ["pod_id", "node_id", "hour_start"],
-        [
-            "seconds",
-            "usage_seconds",
-            "cpu_request_sum",
-            "cpu_usage_sum",
-            "cpu_alloc_sum",
-            "ram_request_sum",
-            "ram_usage_sum",
-            "ram_alloc_sum",
-            "gpu_request_sum",
-        ],
+        list(PodHour.SUMS),
         ["cluster_id"],
         rows,
     )

@@ -185,20 +185,7 @@ def _engine_inputs(cluster: Cluster, start: datetime, end: datetime, label_keys:
     pod_rows = list(
         PodHour.objects.filter(
             cluster=cluster, hour_start__gte=start, hour_start__lt=end
-        ).values_list(
-            "pod_id",
-            "node_id",
-            "hour_start",
-            "seconds",
-            "usage_seconds",
-            "cpu_request_sum",
-            "cpu_usage_sum",
-            "cpu_alloc_sum",
-            "ram_request_sum",
-            "ram_usage_sum",
-            "ram_alloc_sum",
-            "gpu_request_sum",
-        )
+        ).values_list("pod_id", "node_id", "hour_start", *PodHour.SUMS)
     )
     node_names = {r[0]: r[1] for r in node_rows}
     nodes = allocation.NodeHours(

@@ -8,10 +8,7 @@ progress live and links the import when it is done.
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django import forms
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
@@ -26,16 +23,7 @@ E_FINANCE_ONLY = "Bills and reconciliation are for finance staff and administrat
 IMPORTS_PER_PAGE = 100
 
 
-def finance_only(view):
-    """Finance staff and admins only (anonymous users never get here: the login middleware)."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
-        if not access.sees_everything(request.user):
-            raise PermissionDenied(E_FINANCE_ONLY)
-        return view(request, *args, **kwargs)
-
-    return wrapper
+finance_only = access.finance_only(E_FINANCE_ONLY)
 
 
 class UploadForm(forms.Form):

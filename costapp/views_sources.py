@@ -8,9 +8,6 @@ source's location and the NAMES of its credential variables, never a credential.
 
 from __future__ import annotations
 
-from functools import wraps
-
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,14 +23,7 @@ E_FINANCE_ONLY = "Billing sources are for finance staff and administrators."
 DELIVERIES_PER_PAGE = 50
 
 
-def finance_only(view):
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
-        if not access.sees_everything(request.user):
-            raise PermissionDenied(E_FINANCE_ONLY)
-        return view(request, *args, **kwargs)
-
-    return wrapper
+finance_only = access.finance_only(E_FINANCE_ONLY)
 
 
 def _running_jobs() -> dict[str, dict]:

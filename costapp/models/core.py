@@ -183,6 +183,10 @@ class PodHour(models.Model):
     metrics API is missing, usage is not invented: usage_seconds stays 0 and the UI says so.
     """
 
+    # The seconds-weighted sums, in the order ingestion adds them and allocation reads them.
+    SUMS = ("seconds", "usage_seconds", "cpu_request_sum", "cpu_usage_sum", "cpu_alloc_sum",
+            "ram_request_sum", "ram_usage_sum", "ram_alloc_sum", "gpu_request_sum")
+
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="+")
     pod = models.ForeignKey(Pod, on_delete=models.CASCADE, related_name="hours")
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
