@@ -60,4 +60,7 @@ def seed(days: int, progress: services.ProgressFn | None = None) -> Cluster:
     cluster = ensure_world()
     services.simulate_history(cluster, days, progress=progress)
     services.allocate_dirty_days(cluster.pk, progress=progress)
+    from costapp import planner  # capacity plans are otherwise computed by the daily beat task
+
+    planner.refresh_all()
     return cluster
