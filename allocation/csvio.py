@@ -29,6 +29,10 @@ from allocation.errors import (
     AllocationError,
 )
 from allocation.records import (
+    NODE_COLUMNS,
+    NODE_OPTIONAL_COLUMNS,
+    POD_COLUMNS,
+    POD_OPTIONAL_COLUMNS,
     Categorical,
     NodeHours,
     PodHours,
@@ -50,40 +54,6 @@ __all__ = [
     "write_result",
 ]
 
-NODE_COLUMNS = (
-    "cluster",
-    "node",
-    "hour_start",
-    "hours",
-    "cpu_cores",
-    "ram_gib",
-    "gpus",
-    "cost",
-    "node_pool",
-    "capacity_type",
-)
-NODE_OPTIONAL_COLUMNS = ("instance_type", "zone", "price_source")
-POD_COLUMNS = (
-    "cluster",
-    "namespace",
-    "pod",
-    "node",
-    "hour_start",
-    "hours",
-    "cpu_request",
-    "cpu_usage",
-    "ram_request_gib",
-    "ram_usage_gib",
-    "gpu_request",
-)
-POD_OPTIONAL_COLUMNS = (
-    "cpu_alloc",
-    "ram_alloc_gib",
-    "controller_kind",
-    "controller",
-    "team",
-    "labels",
-)
 _NUMERIC = {
     "hours",
     "cpu_cores",

@@ -169,6 +169,44 @@ def as_categorical(values: Any) -> Categorical:
 # ---------------------------------------------------------------------------------------------
 
 
+# The columns of each input table (spec §1), required then optional; the CSV reader and
+# the tables' own checks both use these.
+NODE_COLUMNS = (
+    "cluster",
+    "node",
+    "hour_start",
+    "hours",
+    "cpu_cores",
+    "ram_gib",
+    "gpus",
+    "cost",
+    "node_pool",
+    "capacity_type",
+)
+NODE_OPTIONAL_COLUMNS = ("instance_type", "zone", "price_source")
+POD_COLUMNS = (
+    "cluster",
+    "namespace",
+    "pod",
+    "node",
+    "hour_start",
+    "hours",
+    "cpu_request",
+    "cpu_usage",
+    "ram_request_gib",
+    "ram_usage_gib",
+    "gpu_request",
+)
+POD_OPTIONAL_COLUMNS = (
+    "cpu_alloc",
+    "ram_alloc_gib",
+    "controller_kind",
+    "controller",
+    "team",
+    "labels",
+)
+
+
 @dataclass(frozen=True)
 class NodeHour:
     """One node during one UTC clock hour (ALLOCATION_SPEC.md §1)."""
@@ -342,21 +380,7 @@ class NodeHours:
         _check_lengths(
             self,
             n,
-            (
-                "cluster",
-                "node",
-                "hour_start",
-                "hours",
-                "cpu_cores",
-                "ram_gib",
-                "gpus",
-                "cost",
-                "node_pool",
-                "capacity_type",
-                "instance_type",
-                "zone",
-                "price_source",
-            ),
+            NODE_COLUMNS + NODE_OPTIONAL_COLUMNS,
         )
         for name in ("cluster", "node"):
             _check_not_empty(self.source, self.row_of, name, getattr(self, name))
@@ -469,25 +493,7 @@ class PodHours:
         _check_lengths(
             self,
             n,
-            (
-                "cluster",
-                "namespace",
-                "pod",
-                "node",
-                "hour_start",
-                "hours",
-                "cpu_request",
-                "cpu_usage",
-                "ram_request_gib",
-                "ram_usage_gib",
-                "gpu_request",
-                "cpu_alloc",
-                "ram_alloc_gib",
-                "controller_kind",
-                "controller",
-                "team",
-                "labels",
-            ),
+            POD_COLUMNS + POD_OPTIONAL_COLUMNS,
         )
         for name in ("cluster", "namespace", "pod", "node"):
             _check_not_empty(self.source, self.row_of, name, getattr(self, name))
